@@ -1,0 +1,1 @@
+"""The Textual workbench and the ``qwen-workbench`` command line. Never imports torch."""

@@ -1,0 +1,60 @@
+"""The ``qwen-workbench`` command line.
+
+Light commands (tools, tasks, play) run in this process. Commands that need PyTorch (bootstrap,
+eval, train) hand over to ``python -m trainer``, so this process, which also hosts the Textual
+app, never imports the deep-learning stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from workbench.commands import tasks, tools
+
+# Subcommands implemented by the trainer package; their arguments are parsed there.
+TRAINER_COMMANDS = {
+    "bootstrap": "train the embedded tiny model from scratch",
+    "eval": "evaluate a model or checkpoint on held-out tasks",
+    "train": "run PPO headless",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qwen-workbench", description="Train Qwen3 models to call MCP tools well, with PPO."
+    )
+    subparsers = parser.add_subparsers(dest="command")
+    tools.add_parser(subparsers)
+    tasks.add_parser(subparsers)
+    for name, help_text in TRAINER_COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TRAINER_COMMANDS:
+        return run_trainer_command(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.run(args)
+
+
+def run_trainer_command(argv: list[str]) -> int:
+    """Run ``python -m trainer ARGV`` in place of this process (or as a child where exec is unavailable)."""
+    command = [sys.executable, "-m", "trainer", *argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(sys.executable, command)
+    return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
