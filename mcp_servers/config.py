@@ -7,7 +7,9 @@
 }}
 ```
 
-A ``command`` entry runs over stdio; a ``url`` entry uses streamable HTTP. The file is hostile
+A ``command`` entry runs over stdio; a ``url`` entry uses streamable HTTP. An extension of ours,
+``{"module": "my_pkg.my_server"}``, loads a Python module's ``build_server()`` in-process: the
+fastest transport for servers written with the MCP Python SDK. The file is hostile
 until checked: every field is validated and a bad one is named in a one-line ``ConfigError``.
 """
 
@@ -63,11 +65,20 @@ def _parse_entry(name: str, entry: Any, source: str) -> ServerSpec:
         raise ConfigError(f"{where}: the name is taken by a bundled server; choose another")
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected an object with 'command' or 'url'")
-    if ("command" in entry) == ("url" in entry):
-        raise ConfigError(f"{where}: give exactly one of 'command' (stdio) or 'url' (HTTP)")
-    unknown = set(entry) - {"command", "args", "env", "url", "type", "cwd"}
+    if sum(key in entry for key in ("command", "url", "module")) != 1:
+        raise ConfigError(
+            f"{where}: give exactly one of 'command' (stdio), 'url' (HTTP) or 'module' (in-process)"
+        )
+    unknown = set(entry) - {"command", "args", "env", "url", "type", "cwd", "module"}
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if "module" in entry:
+        module = entry["module"]
+        if not isinstance(module, str) or not re.match(
+            r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", module
+        ):
+            raise ConfigError(f"{where}: 'module' must be a dotted Python module name")
+        return ServerSpec(name, "inprocess", module=module)
     if "url" in entry:
         url = entry["url"]
         if not isinstance(url, str) or not re.match(r"^https?://", url):

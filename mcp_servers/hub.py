@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,10 +47,13 @@ class ServerSpec:
     env: dict[str, str] | None = None
     url: str | None = None
     bundled: bool = False
+    module: str | None = None  # in-process: a Python module with build_server() (bundled: the registry's)
 
     def target(self) -> Any:
         """What ``mcp.Client`` connects to for this spec."""
         if self.transport == "inprocess":
+            if self.module is not None:
+                return importlib.import_module(self.module).build_server()
             return build_bundled(self.name)
         if self.transport == "stdio":
             assert self.command is not None

@@ -317,7 +317,7 @@ def select(value: Any, path: str | None) -> Any:
 def values_match(actual: Any, expected: Any, tolerance: float = 1e-6) -> bool:
     """Equality for verifier purposes: numbers within tolerance, strings loosely, containers deeply."""
     if isinstance(expected, bool) or isinstance(actual, bool):
-        return actual == expected
+        return isinstance(expected, bool) and isinstance(actual, bool) and actual == expected
     if isinstance(expected, (int, float)):
         number = _as_number(actual)
         if number is None or not math.isfinite(number):
