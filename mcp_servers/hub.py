@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,12 +82,17 @@ class ToolInfo:
     description: str
     input_schema: dict[str, Any]
 
-    def function_schema(self) -> dict[str, Any]:
-        """The tool in the OpenAI function form that chat templates (Qwen3's included) render."""
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.input_schema},
-        }
+    def function_schema(self, compact: bool = False) -> dict[str, Any]:
+        """The tool in the OpenAI function form that chat templates (Qwen3's included) render.
+
+        ``compact`` drops schema titles and keeps the first paragraph of the description: what a
+        model needs, in fewer prompt tokens.
+        """
+        description, parameters = self.description, self.input_schema
+        if compact:
+            description = description.strip().split("\n\n")[0].strip()
+            parameters = compact_schema(parameters)
+        return {"type": "function", "function": {"name": self.name, "description": description, "parameters": parameters}}
 
 
 class _Connection:
@@ -212,11 +218,10 @@ class ToolHub:
     def server_names(self) -> list[str]:
         return list(self._connections)
 
-    def schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Function schemas of the named tools (all tools when ``names`` is None), in listing order."""
-        if names is None:
-            return [info.function_schema() for info in self.tools.values()]
-        return [self.tools[name].function_schema() for name in names if name in self.tools]
+    def schemas(self, names: Iterable[str] | None = None, *, compact: bool = False) -> list[dict[str, Any]]:
+        """Function schemas of the named tools (all tools when ``names`` is None), in the given order."""
+        chosen = list(self.tools) if names is None else [name for name in names if name in self.tools]
+        return [self.tools[name].function_schema(compact) for name in chosen]
 
     def tools_of(self, servers: Iterable[str]) -> list[str]:
         wanted = set(servers)
@@ -249,6 +254,8 @@ class ToolHub:
         except Exception as exc:  # noqa: BLE001 - a transport failure means the server is gone
             return await self._restart_and_fail(info.server, f"failed ({_one_line(exc)})", start)
         text = "\n".join(_content_text(block) for block in result.content)
+        if result.is_error:
+            text = clean_error_text(text)
         if len(text) > self.max_result_chars:
             text = text[: self.max_result_chars] + " …[truncated]"
         return ToolResult(
@@ -275,6 +282,24 @@ class ToolHub:
             is_error=True,
             latency_s=time.perf_counter() - start,
         )
+
+
+_PYDANTIC_NOISE = re.compile(r"\s*For further information visit https://errors\.pydantic\.dev/\S*")
+
+
+def clean_error_text(text: str) -> str:
+    """An argument-validation error as a model can read it: no documentation links, one space per gap."""
+    text = _PYDANTIC_NOISE.sub("", text)
+    return " ".join(text.split())
+
+
+def compact_schema(schema: Any) -> Any:
+    """A JSON schema without the ``title`` entries pydantic adds: same meaning, fewer prompt tokens."""
+    if isinstance(schema, dict):
+        return {k: compact_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [compact_schema(v) for v in schema]
+    return schema
 
 
 def _content_text(block: Any) -> str:

@@ -107,7 +107,7 @@ class MCPGymEnv(gymnasium.Env[dict, str]):
         self._loop.run(self._prepare(task))
         self.task = task
         self._offered = list(task.tools) if task.tools else self._hub.tools_of(task.servers)
-        self._tools = self._hub.schemas(self._offered)
+        self._tools = self._hub.schemas(self._offered, compact=True)
         self._messages = [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": task.instruction},

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from workbench.commands import tasks, tools
+from workbench.commands import play, tasks, tools
 
 # Subcommands implemented by the trainer package; their arguments are parsed there.
 TRAINER_COMMANDS = {
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command")
     tools.add_parser(subparsers)
     tasks.add_parser(subparsers)
+    play.add_parser(subparsers)
     for name, help_text in TRAINER_COMMANDS.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
