@@ -1,0 +1,224 @@
+"""``qwen-workbench bootstrap``: build the embedded tiny Qwen3 from nothing, reproducibly.
+
+The recipe: play the oracle solutions of train-split tasks through the real environment (so every
+tool response is what the real servers answered), train a byte-level BPE tokenizer on those
+conversations, then train a fresh ``Qwen3ForCausalLM`` by supervised learning on the assistant
+turns only, laid out exactly as rollouts lay them out (``trainer.conversation``). The same seed gives
+the same files. The model is deliberately under-trained: it should write well-formed calls most of
+the time but often get the arguments wrong, leaving PPO room to improve it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from mcp_servers.assets import asset_path
+from trainer.conversation import TokenStream, tool_call_text, turn_suffix
+from trainer.env import MCPGymEnv
+from trainer.tiny_model import build_model, save_pretrained_bundle, tiny_config_for, train_tokenizer
+
+RECIPE_FILE = "recipe.json"
+
+
+@dataclass(frozen=True)
+class BootstrapRecipe:
+    """Everything that determines the tiny model's files; change any of it and they are rebuilt."""
+
+    version: int = 1
+    seed: int = 0
+    suite: str = "all"
+    episodes: int = 6000  # demonstrations played through the environment
+    vocab_size: int = 2048
+    digit_group: int = 3
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 512
+    steps: int = 700
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 40
+    weight_decay: float = 0.01
+    max_tokens: int = 1024  # longer demonstrations are dropped
+
+
+@dataclass
+class Demonstration:
+    """One oracle episode: the opening chat, its tools, and each turn's call text and tool responses."""
+
+    messages: list[dict[str, str]]
+    tools: list[dict[str, Any]]
+    turns: list[tuple[str, list[str]]]
+
+
+def collect_demonstrations(recipe: BootstrapRecipe) -> list[Demonstration]:
+    """Play each sampled task's reference calls in the environment and keep the conversation."""
+    env = MCPGymEnv(suite=recipe.suite, split="train")
+    demos = []
+    try:
+        for index in range(recipe.episodes):
+            observation, info = env.reset(seed=recipe.seed * 1_000_003 + index)
+            turns = []
+            for call in info["task"].reference_calls:
+                text = tool_call_text(call.name, call.arguments)
+                _, _, terminated, truncated, step = env.step(text)
+                turns.append((text, [c["response"] for c in step["calls"]]))
+                if terminated or truncated:
+                    break
+            demos.append(Demonstration(observation["messages"], observation["tools"], turns))
+    finally:
+        env.close()
+    return demos
+
+
+def render_demonstration(tokenizer: Any, demo: Demonstration) -> tuple[list[str], list[bool]]:
+    """The demonstration as text pieces in stream order, each flagged as action (True) or observation."""
+
+    def render(messages, tools=None, *, add_generation_prompt=False, enable_thinking=False):
+        return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt,
+                                             enable_thinking=enable_thinking)
+
+    pieces = [render(demo.messages, demo.tools, add_generation_prompt=True)]
+    flags = [False]
+    for index, (text, responses) in enumerate(demo.turns):
+        pieces.append(text + "<|im_end|>")
+        flags.append(True)
+        if index + 1 < len(demo.turns):
+            pieces.append(turn_suffix(render, responses))
+            flags.append(False)
+    return pieces, flags
+
+
+def encode_demonstration(tokenizer: Any, demo: Demonstration) -> TokenStream:
+    stream = TokenStream()
+    for piece, is_action in zip(*render_demonstration(tokenizer, demo), strict=True):
+        ids = tokenizer.encode(piece, add_special_tokens=False)
+        stream.act(ids) if is_action else stream.observe(ids)
+    return stream
+
+
+def corpus_texts(demos: list[Demonstration], template_render) -> list[str]:
+    """Plain text of every demonstration, for training the tokenizer."""
+    texts = []
+    for demo in demos:
+        texts.append(template_render(demo.messages, demo.tools))
+        for text, responses in demo.turns:
+            texts.append(text)
+            texts.extend(responses)
+    return texts
+
+
+def supervised_batches(streams: list[TokenStream], recipe: BootstrapRecipe, pad_id: int):
+    """Yield (input_ids, attention_mask, labels) batches forever, in a seeded, length-bucketed order."""
+    rng = random.Random(recipe.seed)
+    order = list(range(len(streams)))
+    while True:
+        rng.shuffle(order)
+        # Buckets of similar length waste less compute on padding; their order is shuffled too.
+        chunks = [order[i : i + recipe.batch_size * 8] for i in range(0, len(order), recipe.batch_size * 8)]
+        batches = []
+        for chunk in chunks:
+            chunk.sort(key=lambda i: len(streams[i]))
+            batches.extend(chunk[i : i + recipe.batch_size] for i in range(0, len(chunk), recipe.batch_size))
+        rng.shuffle(batches)
+        for batch in batches:
+            yield _collate([streams[i] for i in batch], pad_id)
+
+
+def _collate(streams: list[TokenStream], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in streams)
+    ids = torch.full((len(streams), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(streams), width), dtype=torch.long)
+    labels = torch.full((len(streams), width), -100, dtype=torch.long)
+    for row, stream in enumerate(streams):
+        n = len(stream)
+        ids[row, :n] = torch.tensor(stream.token_ids)
+        mask[row, :n] = 1
+        actions = torch.tensor(stream.action_mask, dtype=torch.bool)
+        labels[row, :n] = torch.where(actions, ids[row, :n], torch.full_like(ids[row, :n], -100))
+    return ids, mask, labels
+
+
+def learning_rate(step: int, recipe: BootstrapRecipe) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def is_current(folder: Path, recipe: BootstrapRecipe) -> bool:
+    """Whether ``folder`` already holds a model built from exactly this recipe."""
+    try:
+        return json.loads((folder / RECIPE_FILE).read_text()) == asdict(recipe)
+    except (OSError, ValueError):
+        return False
+
+
+def bootstrap(recipe: BootstrapRecipe, folder: Path | None = None, *, force: bool = False,
+              console=None) -> Path:
+    """Build the tiny model into ``folder`` (the shipped assets by default)."""
+    from rich.console import Console
+
+    console = console or Console()
+    folder = Path(folder) if folder is not None else asset_path("tiny-qwen3")
+    if not force and is_current(folder, recipe):
+        console.print(f"{folder} is already built from this recipe (use --force to rebuild)")
+        return folder
+    torch.manual_seed(recipe.seed)
+    started = time.perf_counter()
+    with console.status(f"playing {recipe.episodes} oracle episodes through the environment"):
+        demos = collect_demonstrations(recipe)
+    console.print(f"collected {len(demos)} demonstrations in {time.perf_counter() - started:.0f} s")
+
+    from trainer.chat_format import render_chat
+
+    texts = corpus_texts(demos, lambda m, t: render_chat(m, t, add_generation_prompt=True))
+    tokenizer = train_tokenizer(texts, recipe.vocab_size, digit_group=recipe.digit_group)
+    streams = [encode_demonstration(tokenizer, demo) for demo in demos]
+    streams = [s for s in streams if len(s) <= recipe.max_tokens]
+    lengths = sorted(len(s) for s in streams)
+    console.print(f"tokenizer: {len(tokenizer)} tokens; {len(streams)} demonstrations, "
+                  f"median {lengths[len(lengths) // 2]} tokens, max {lengths[-1]}")
+
+    model = build_model(tiny_config_for(tokenizer, hidden=recipe.hidden, layers=recipe.layers, heads=recipe.heads,
+                                        kv_heads=recipe.kv_heads, intermediate=recipe.intermediate), recipe.seed)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                                  betas=(0.9, 0.98))
+    batches = supervised_batches(streams, recipe, tokenizer.pad_token_id)
+    progress = Progress(TextColumn("[bold]bootstrap"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console)
+    smoothed = float("nan")
+    with progress:
+        task = progress.add_task("train", total=recipe.steps, loss=smoothed)
+        for step in range(recipe.steps):
+            ids, mask, labels = next(batches)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, recipe)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            value = loss.item()
+            smoothed = value if math.isnan(smoothed) else 0.95 * smoothed + 0.05 * value
+            progress.update(task, advance=1, loss=smoothed)
+    model.eval()
+    model.to(torch.bfloat16)  # halves the shipped files; the loader runs it in float32 on the CPU
+    save_pretrained_bundle(model, tokenizer, folder)
+    (folder / RECIPE_FILE).write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+    console.print(f"saved to {folder} in {time.perf_counter() - started:.0f} s (final loss {smoothed:.3f})")
+    return folder
