@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set ppo.clip_eps=0.1 (repeatable)")
     train.add_argument("--show-config", action="store_true", help="print every setting with its meaning and exit")
     train.set_defaults(run=run_train)
+
+    serve = commands.add_parser("serve", help="answer chat commands for a run with no trainer running")
+    serve.add_argument("--run-dir", type=Path, required=True)
+    serve.add_argument("--checkpoint", help="checkpoint folder (default: the best, else the newest)")
+    serve.add_argument("--idle-exit", type=float, default=1800.0, help="exit after this many idle seconds")
+    serve.set_defaults(run=run_serve)
     return parser
 
 
@@ -99,4 +105,18 @@ def run_train(args: argparse.Namespace) -> int:
         return _error(str(exc), EXIT_UNREACHABLE)
     except StoreError as exc:
         return _error(str(exc), EXIT_USAGE)
+    return EXIT_OK
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from trainer.model_loading import ModelLoadError
+    from trainer.serve import serve
+    from trainer.store import StoreError
+
+    try:
+        serve(args.run_dir, args.checkpoint, args.idle_exit, echo=lambda line: print(line, flush=True))
+    except StoreError as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except ModelLoadError as exc:
+        return _error(str(exc), EXIT_UNREACHABLE)
     return EXIT_OK

@@ -19,6 +19,7 @@ TRAINER_COMMANDS = {
     "bootstrap": "train the embedded tiny model from scratch",
     "eval": "evaluate a model or checkpoint on held-out tasks",
     "train": "run PPO headless",
+    "serve": "answer chat commands for a run whose trainer is not running",
 }
 
 
