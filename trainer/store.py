@@ -53,6 +53,7 @@ Schema (version :data:`SCHEMA_VERSION`; ``meta.schema_version`` records it):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -1104,27 +1105,38 @@ class RunStore(_Queries):
         tmp = run_dir / f".{CONFIG_NAME}.tmp"
         tmp.write_text(config_json + "\n", encoding="utf-8")
         tmp.replace(run_dir / CONFIG_NAME)
-        conn = _connect_writer(run_dir / DB_NAME, new=True)
-        store = cls(run_dir, conn)
+        # The schema is built under a temporary name and renamed into place, so a viewer polling
+        # for run.db never opens a half-made database.
+        building = run_dir / f".{DB_NAME}.building"
+        for leftover in (building, Path(f"{building}-journal")):
+            leftover.unlink(missing_ok=True)
         now = time.time()
-        with store._write() as db:
-            for statement in _SCHEMA_V1:
-                db.execute(statement)
-            db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-            db.execute(
-                "INSERT INTO run (id, name, created_at, config, model, state, pid, host, heartbeat_at, "
-                "heartbeat_interval_s) VALUES (1, ?, ?, ?, ?, 'created', ?, ?, ?, ?)",
-                (
-                    str(name),
-                    now,
-                    config_json,
-                    str(model),
-                    os.getpid(),
-                    socket.gethostname(),
-                    now,
-                    float(heartbeat_interval_s),
-                ),
-            )
+        try:
+            with contextlib.closing(sqlite3.connect(building, isolation_level=None)) as fresh:
+                fresh.execute("BEGIN")
+                for statement in _SCHEMA_V1:
+                    fresh.execute(statement)
+                fresh.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                fresh.execute(
+                    "INSERT INTO run (id, name, created_at, config, model, state, pid, host, heartbeat_at, "
+                    "heartbeat_interval_s) VALUES (1, ?, ?, ?, ?, 'created', ?, ?, ?, ?)",
+                    (
+                        str(name),
+                        now,
+                        config_json,
+                        str(model),
+                        os.getpid(),
+                        socket.gethostname(),
+                        now,
+                        float(heartbeat_interval_s),
+                    ),
+                )
+                fresh.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create {run_dir / DB_NAME}: {exc}") from exc
+        building.replace(run_dir / DB_NAME)
+        conn = _connect_writer(run_dir / DB_NAME)
+        store = cls(run_dir, conn)
         _migrate(conn, store._db, 1)
         return store
 
