@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoint", help="checkpoint folder (default: the best, else the newest)")
     serve.add_argument("--idle-exit", type=float, default=1800.0, help="exit after this many idle seconds")
     serve.set_defaults(run=run_serve)
+
+    from trainer.forensics_cli import add_forensics_parsers
+
+    add_forensics_parsers(commands)
     return parser
 
 

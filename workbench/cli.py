@@ -20,6 +20,12 @@ TRAINER_COMMANDS = {
     "eval": "evaluate a model or checkpoint on held-out tasks",
     "train": "run PPO headless",
     "serve": "answer chat commands for a run whose trainer is not running",
+    "rerun": "re-play a stored episode with another checkpoint and show the differences",
+    "compare": "evaluate checkpoints side by side on the same held-out tasks",
+    "flag": "flag an episode as a good example, a bad example or a bug",
+    "promote": "turn flagged episodes into a regression task file",
+    "export": "export episodes (JSONL or a datasets folder) and metrics (CSV, TensorBoard)",
+    "report": "write a self-contained HTML report of a run",
 }
 
 
