@@ -216,6 +216,9 @@ def bootstrap(recipe: BootstrapRecipe, folder: Path | None = None, *, force: boo
             value = loss.item()
             smoothed = value if math.isnan(smoothed) else 0.95 * smoothed + 0.05 * value
             progress.update(task, advance=1, loss=smoothed)
+            if not console.is_terminal and (step + 1) % 50 == 0:  # a log file gets plain progress lines
+                console.print(f"step {step + 1}/{recipe.steps}  loss {smoothed:.3f}  "
+                              f"{time.perf_counter() - started:.0f} s")
     model.eval()
     model.to(torch.bfloat16)  # halves the shipped files; the loader runs it in float32 on the CPU
     save_pretrained_bundle(model, tokenizer, folder)
