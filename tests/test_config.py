@@ -55,7 +55,7 @@ def test_tiny_cpu_is_the_default() -> None:
     assert config.rollout.batch_size == 16 and config.rollout.max_new_tokens == 64
     assert config.rollout.temperature == 1.0
     assert 2 <= config.ppo.epochs <= 4 and config.ppo.minibatch_size == 8
-    assert config.optim.lr == 1e-3 and config.optim.optimizer == "adamw" and config.optim.max_grad_norm == 1.0
+    assert config.optim.lr == 2e-4 and config.optim.optimizer == "adamw" and config.optim.max_grad_norm == 1.0
     ppo = config.ppo
     assert (ppo.kl_kind, ppo.kl_coef, ppo.adaptive_kl) == ("k3", 0.02, False)
     assert (ppo.gamma, ppo.lam, ppo.clip_eps, ppo.clip_value) == (1.0, 0.95, 0.2, 0.2)
