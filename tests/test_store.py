@@ -435,13 +435,14 @@ def test_migration_hook_upgrades_old_databases(run: RunStore, monkeypatch: pytes
     def add_notes(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE episodes ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_module, "MIGRATIONS", {1: add_notes})
-    with pytest.raises(StoreError, match=r"old schema version 1 .*migrate\(run_dir\)"):
+    current = store_module.SCHEMA_VERSION
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(store_module, "MIGRATIONS", {**store_module.MIGRATIONS, current: add_notes})
+    with pytest.raises(StoreError, match=rf"old schema version {current} .*migrate\(run_dir\)"):
         RunReader(run.run_dir)
-    assert migrate(run.run_dir) == 2
+    assert migrate(run.run_dir) == current + 1
     with RunReader(run.run_dir) as reader:
-        assert reader.run_info().schema_version == 2
+        assert reader.run_info().schema_version == current + 1
         assert reader.count_episodes() == 1
         assert "note" in [row[1] for row in reader._conn.execute("PRAGMA table_info(episodes)")]
 

@@ -59,6 +59,16 @@ def summarise(rollouts: Sequence[EpisodeRollout], suite: str, split: str, tokens
     )
 
 
+def make_eval_env(suite: str, split: str, task_file: str | None = None, servers_config: str | None = None):
+    """The environment evaluations play in (each task's own turn limit, the default rewards).
+
+    Forensics re-plays stored evaluation episodes in the same environment, so both build it here.
+    """
+    from trainer.env import MCPGymEnv
+
+    return MCPGymEnv(suite=suite, split=split, task_file=task_file, servers_config=servers_config)
+
+
 def evaluate(
     policy: Any,
     *,
@@ -71,13 +81,17 @@ def evaluate(
     task_file: str | None = None,
     servers_config: str | None = None,
     progress=None,
+    tasks: Sequence[Any] | None = None,
 ) -> tuple[EvalReport, list[EpisodeRollout]]:
-    """Play ``episodes`` tasks of ``split`` (seeds ``seed``, ``seed+1``, ...) in batches; same seeds, same tasks."""
-    from trainer.env import MCPGymEnv
+    """Play ``episodes`` tasks of ``split`` (seeds ``seed``, ``seed+1``, ...) in batches; same seeds, same tasks.
 
+    With ``tasks`` (e.g. a run's regression file), each of those tasks is played exactly once instead.
+    """
+    if tasks is not None:
+        tasks = list(tasks)
+        episodes = len(tasks)
     settings = settings or SamplingSettings(greedy=True)
-    envs = [MCPGymEnv(suite=suite, split=split, task_file=task_file, servers_config=servers_config)
-            for _ in range(min(batch_size, episodes))]
+    envs = [make_eval_env(suite, split, task_file, servers_config) for _ in range(min(batch_size, episodes))]
     rollouts: list[EpisodeRollout] = []
     tokens = 0
     generation_s = 0.0
@@ -85,7 +99,9 @@ def evaluate(
     try:
         for start in range(0, episodes, batch_size):
             seeds = list(range(seed + start, seed + min(episodes, start + batch_size)))
-            batch, stats = play_episodes(policy, envs[: len(seeds)], seeds, settings, generation_seed=seed + start)
+            chosen = tasks[start : start + len(seeds)] if tasks is not None else None
+            batch, stats = play_episodes(policy, envs[: len(seeds)], seeds, settings, generation_seed=seed + start,
+                                         tasks=chosen)
             rollouts.extend(batch)
             tokens += stats.generated_tokens
             generation_s += stats.generation_s

@@ -49,6 +49,17 @@ Schema (version :data:`SCHEMA_VERSION`; ``meta.schema_version`` records it):
 ``evals(id, iteration, suite, split, n, success_rate, mean_return, share_<status>..., created_at, extra)``
 ``commands(id, kind, payload, created_at, status, result, started_at, done_at)``
     kind in :data:`COMMAND_KINDS`; status pending -> running -> done | failed.
+``flags(episode_id, kind, note, created_at)`` (version 2)
+    A person's verdict on an episode (:data:`FLAG_KINDS`: good example, bad example, bug), at most
+    one per episode and kind. Written by viewers through :class:`RunAnnotator` (:func:`add_flag`).
+``comparisons(id, created_at, labels, suite, split, n, seed, result)`` (version 2)
+    A side-by-side evaluation of checkpoints; its episodes are stored with phase ``compare``.
+
+Version 2 also lets ``episodes.phase`` be ``compare`` (episodes a forensics command played).
+
+Viewers that annotate (flags, comparisons) write through :class:`RunAnnotator`: it never claims
+the run (pid and heartbeat stay the trainer's), and each write is one short ``BEGIN IMMEDIATE``
+transaction that waits up to :data:`WRITER_BUSY_S` for the trainer's, so both can write at once.
 """
 
 from __future__ import annotations
@@ -69,7 +80,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "run.db"
 CONFIG_NAME = "config.json"
 LOG_NAME = "trainer.log"
@@ -77,7 +88,8 @@ CHECKPOINTS_DIR = "checkpoints"
 
 RUN_STATES = ("created", "running", "paused", "stopped", "crashed", "finished")
 LIVE_STATES = ("running", "paused")  # states that need a live trainer behind them
-PHASES = ("train", "eval", "chat")
+PHASES = ("train", "eval", "chat", "compare")
+FLAG_KINDS = ("good", "bad", "bug")
 STATUSES = ("success", "tool_execution", "tool_error", "invalid_json", "structural_fail")
 COMMAND_KINDS = ("pause", "resume", "stop", "checkpoint", "eval", "chat")
 COMMAND_STATUSES = ("pending", "running", "done", "failed")
@@ -194,7 +206,46 @@ _SCHEMA_V1 = (
 # MIGRATIONS[v] upgrades a database from schema version v to v + 1, inside the writer's
 # transaction. Adding a column or table to the schema means: bump SCHEMA_VERSION, add the change
 # to a new migration here, and keep _SCHEMA_V1 as it is (new databases run the migrations too).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+_EPISODES_V2 = """CREATE TABLE {name} (
+        id INTEGER PRIMARY KEY, iteration INTEGER NOT NULL,
+        phase TEXT NOT NULL CHECK (phase IN ('train', 'eval', 'chat', 'compare')),
+        task_id TEXT NOT NULL, suite TEXT NOT NULL, split TEXT, seed INTEGER,
+        outcome TEXT NOT NULL, final_status TEXT, statuses TEXT NOT NULL,
+        total_reward REAL NOT NULL, n_turns INTEGER NOT NULL, success INTEGER NOT NULL,
+        created_at REAL NOT NULL, instruction TEXT NOT NULL, search_text TEXT NOT NULL)"""
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2: episodes may have phase 'compare'; the flags and comparisons tables.
+
+    SQLite cannot alter a CHECK constraint, so ``episodes`` is rebuilt the way SQLite documents
+    (new table, copy, drop, rename, indexes). ``_migrate`` turns foreign keys off around it, so
+    dropping the old table cascades nothing into ``episode_records`` and ``turn_tokens``; their
+    references resolve to the renamed table. Only the light columns are copied: fast on big runs.
+    """
+    conn.execute(_EPISODES_V2.format(name="episodes_v2"))
+    conn.execute("INSERT INTO episodes_v2 SELECT * FROM episodes")
+    conn.execute("DROP TABLE episodes")
+    conn.execute("ALTER TABLE episodes_v2 RENAME TO episodes")
+    for statement in _SCHEMA_V1:
+        if statement.startswith("CREATE INDEX episodes_"):
+            conn.execute(statement)
+    conn.execute(
+        """CREATE TABLE flags (
+        episode_id INTEGER NOT NULL REFERENCES episodes (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('good', 'bad', 'bug')),
+        note TEXT, created_at REAL NOT NULL,
+        PRIMARY KEY (episode_id, kind)) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX flags_kind ON flags (kind)")
+    conn.execute(
+        """CREATE TABLE comparisons (
+        id INTEGER PRIMARY KEY, created_at REAL NOT NULL, labels TEXT NOT NULL, suite TEXT NOT NULL,
+        split TEXT NOT NULL, n INTEGER NOT NULL, seed INTEGER, result TEXT NOT NULL DEFAULT '{}')"""
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +352,8 @@ class EpisodeFilter:
     """Criteria for episode lists; None means "any". All given criteria must hold.
 
     ``status`` matches the last turn's status, ``any_status`` a status of any turn. ``search`` is a
-    case-insensitive substring match; several words must all appear.
+    case-insensitive substring match; several words must all appear. ``flagged`` keeps episodes
+    with a flag of that kind (one of :data:`FLAG_KINDS`), or with any flag when it is ``"any"``.
     """
 
     iteration: int | None = None
@@ -318,6 +370,31 @@ class EpisodeFilter:
     min_reward: float | None = None
     max_reward: float | None = None
     search: str | None = None
+    flagged: str | None = None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A person's verdict on an episode: a good example, a bad example, or a bug, with a note."""
+
+    episode_id: int
+    kind: str
+    note: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A stored side-by-side evaluation of checkpoints; ``result`` is the comparison's JSON."""
+
+    id: int
+    created_at: float
+    labels: list[str]
+    suite: str
+    split: str
+    n: int
+    seed: int | None
+    result: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -704,17 +781,29 @@ def _migrate(conn: sqlite3.Connection, db: Path, version: int) -> None:
     """Run the migrations from ``version`` to SCHEMA_VERSION in one transaction."""
     if version >= SCHEMA_VERSION:
         return
-    conn.execute("BEGIN IMMEDIATE")
+    # Table rebuilds must not cascade deletes; the pragma only changes outside a transaction.
+    conn.execute("PRAGMA foreign_keys = OFF")
     try:
-        for step in range(version, SCHEMA_VERSION):
-            if step not in MIGRATIONS:
-                raise StoreError(f"{db}: no migration from schema version {step} to {step + 1}")
-            MIGRATIONS[step](conn)
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            version = _schema_version(conn, db)
+            for step in range(version, SCHEMA_VERSION):
+                if step not in MIGRATIONS:
+                    raise StoreError(f"{db}: no migration from schema version {step} to {step + 1}")
+                MIGRATIONS[step](conn)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise StoreError(f"{db}: migration left a dangling reference in table {broken[0]}")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot upgrade {db} to schema version {SCHEMA_VERSION}: {exc}") from exc
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
 
 
 # --------------------------------------------------------------------------------------------
@@ -952,6 +1041,30 @@ class _Queries:
             raise StoreError(f"no command with id {command_id} in {self.run_dir.name}")
         return _command(row)
 
+    # -- flags and comparisons
+
+    def flags(self, kind: str | None = None, episode_id: int | None = None) -> list[Flag]:
+        """Flags, oldest first, optionally of one kind ("any" for all) and/or one episode."""
+        sql, params = "SELECT episode_id, kind, note, created_at FROM flags WHERE 1", []
+        if kind not in (None, "any"):
+            sql += " AND kind = ?"
+            params.append(_flag_kind(kind))
+        if episode_id is not None:
+            sql += " AND episode_id = ?"
+            params.append(int(episode_id))
+        return [Flag(*row) for row in self._all(sql + " ORDER BY created_at, episode_id, kind", params)]
+
+    def comparisons(self) -> list[Comparison]:
+        """Every stored checkpoint comparison, oldest first."""
+        return [_comparison(row) for row in self._all("SELECT * FROM comparisons ORDER BY id")]
+
+    def comparison(self, comparison_id: int) -> Comparison:
+        """One stored comparison by id."""
+        row = self._one("SELECT * FROM comparisons WHERE id = ?", (int(comparison_id),))
+        if row is None:
+            raise StoreError(f"no comparison with id {comparison_id} in {self.run_dir.name}")
+        return _comparison(row)
+
     def integrity_check(self) -> str:
         """SQLite's full integrity check: "ok" or the first problems found (slow on big runs)."""
         rows = self._all("PRAGMA integrity_check")
@@ -995,6 +1108,10 @@ def _where(flt: EpisodeFilter) -> tuple[str, list[Any]]:
         add("total_reward <= ?", flt.max_reward)
     for word in (flt.search or "").casefold().split():
         add("instr(search_text, ?) > 0", word)
+    if flt.flagged == "any":
+        clauses.append("id IN (SELECT episode_id FROM flags)")
+    elif flt.flagged is not None:
+        add("id IN (SELECT episode_id FROM flags WHERE kind = ?)", _flag_kind(flt.flagged))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
@@ -1014,6 +1131,25 @@ def _episode_row(row: sqlite3.Row) -> EpisodeRow:
         success=bool(row["success"]),
         created_at=row["created_at"],
         instruction=row["instruction"],
+    )
+
+
+def _flag_kind(kind: str) -> str:
+    if kind not in FLAG_KINDS:
+        raise StoreError(f"unknown flag kind {kind!r}; choose one of {', '.join(FLAG_KINDS)}")
+    return kind
+
+
+def _comparison(row: sqlite3.Row) -> Comparison:
+    return Comparison(
+        id=row["id"],
+        created_at=row["created_at"],
+        labels=list(_loads(row["labels"], [])),
+        suite=row["suite"],
+        split=row["split"],
+        n=row["n"],
+        seed=row["seed"],
+        result=_loads(row["result"], {}),
     )
 
 
@@ -1064,7 +1200,63 @@ class RunReader(_Queries):
 # Writing
 
 
-class RunStore(_Queries):
+class _Writes(_Queries):
+    """Short write transactions on a read-write connection (shared by the trainer and annotators)."""
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; BEGIN IMMEDIATE takes the write lock up front, so no deadlock."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write {self._db}: {exc}") from exc
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"writing {self._db} failed: {exc}") from exc
+                raise
+
+
+_PreparedEpisode = tuple[EpisodeEntry, tuple[Any, ...], str]
+
+
+def _prepare_episodes(
+    batch: Iterable[Any], iteration: int, phase: str, split: str | None, now: float
+) -> list[_PreparedEpisode]:
+    """Check and serialise a batch before any lock is taken, so the write transaction stays short."""
+    if phase not in PHASES:
+        raise StoreError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+    entries = _entries(batch)
+    records = [_record_dict(entry.record) for entry in entries]
+    return [
+        (entry, _episode_columns(record, int(iteration), phase, entry.split or split, now), _dumps(record))
+        for entry, record in zip(entries, records, strict=True)
+    ]
+
+
+def _insert_episodes(db: sqlite3.Connection, prepared: list[_PreparedEpisode]) -> list[int]:
+    """Insert prepared episodes inside the caller's transaction; the new ids in batch order."""
+    ids: list[int] = []
+    for entry, row, text in prepared:
+        cursor = db.execute(
+            "INSERT INTO episodes (iteration, phase, task_id, suite, split, seed, outcome, "
+            "final_status, statuses, total_reward, n_turns, success, created_at, instruction, "
+            "search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        episode_id = int(cursor.lastrowid or 0)
+        db.execute("INSERT INTO episode_records VALUES (?, ?)", (episode_id, text))
+        RunStore._insert_tokens(db, episode_id, entry.tokens)
+        ids.append(episode_id)
+    return ids
+
+
+class RunStore(_Writes):
     """The trainer's handle on its run: the single writer of episodes, metrics and checkpoints.
 
     Create a run with :meth:`create`, resume one with :meth:`open_writer`. Every write is one short
@@ -1132,13 +1324,14 @@ class RunStore(_Queries):
                     ),
                 )
                 fresh.execute("COMMIT")
+                # New databases take the migrations too, before the rename: a viewer or a command
+                # that finds run.db always finds the current schema.
+                _migrate(fresh, building, 1)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot create {run_dir / DB_NAME}: {exc}") from exc
         building.replace(run_dir / DB_NAME)
         conn = _connect_writer(run_dir / DB_NAME)
-        store = cls(run_dir, conn)
-        _migrate(conn, store._db, 1)
-        return store
+        return cls(run_dir, conn)
 
     @classmethod
     def open_writer(cls, run_dir: Path | str, *, force: bool = False) -> RunStore:
@@ -1195,24 +1388,6 @@ class RunStore(_Queries):
     def checkpoints_dir(self) -> Path:
         return self.run_dir / CHECKPOINTS_DIR
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; BEGIN IMMEDIATE takes the write lock up front, so no deadlock."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write {self._db}: {exc}") from exc
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"writing {self._db} failed: {exc}") from exc
-                raise
-
     def _touch(self, db: sqlite3.Connection, now: float) -> None:
         db.execute("UPDATE run SET heartbeat_at = ? WHERE id = 1", (now,))
 
@@ -1262,29 +1437,10 @@ class RunStore(_Queries):
 
         Returns the new ids in batch order. Either the whole batch is visible to readers or none of it.
         """
-        if phase not in PHASES:
-            raise StoreError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
-        entries = _entries(batch)
-        records = [_record_dict(entry.record) for entry in entries]
         now = time.time()
-        rows = [
-            _episode_columns(record, int(iteration), phase, entry.split or split, now)
-            for entry, record in zip(entries, records, strict=True)
-        ]
-        texts = [_dumps(record) for record in records]
-        ids: list[int] = []
+        prepared = _prepare_episodes(batch, iteration, phase, split, now)
         with self._write() as db:
-            for entry, row, text in zip(entries, rows, texts, strict=True):
-                cursor = db.execute(
-                    "INSERT INTO episodes (iteration, phase, task_id, suite, split, seed, outcome, "
-                    "final_status, statuses, total_reward, n_turns, success, created_at, instruction, "
-                    "search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                episode_id = int(cursor.lastrowid or 0)
-                db.execute("INSERT INTO episode_records VALUES (?, ?)", (episode_id, text))
-                self._insert_tokens(db, episode_id, entry.tokens)
-                ids.append(episode_id)
+            ids = _insert_episodes(db, prepared)
             self._touch(db, now)
         return ids
 
@@ -1409,9 +1565,11 @@ class RunStore(_Queries):
 
     def discard_after(self, iteration: int) -> None:
         """Forget results of iterations after ``iteration``: resuming from an older checkpoint
-        replays them, and the run should not show them twice. Checkpoints are kept."""
+        replays them, and the run should not show them twice. Checkpoints are kept, and so are
+        comparison episodes (phase ``compare``): a resume does not replay them."""
         with self._write() as db:
-            for table in ("episodes", "iterations", "tool_stats", "evals"):
+            db.execute("DELETE FROM episodes WHERE iteration > ? AND phase != 'compare'", (int(iteration),))
+            for table in ("iterations", "tool_stats", "evals"):
                 db.execute(f"DELETE FROM {table} WHERE iteration > ?", (int(iteration),))
 
     # -- commands
@@ -1461,6 +1619,117 @@ class _HeartbeatThread(threading.Thread):
     def stop(self) -> None:
         self._stopped.set()
         self.join(timeout=WRITER_BUSY_S + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Viewers' writes: flags and forensics results
+
+
+MAX_NOTE_CHARS = 2000
+
+
+class RunAnnotator(_Writes):
+    """A viewer's writer, for what people and forensics commands add to a run beside its trainer.
+
+    It never claims the run: pid, host and heartbeat stay the trainer's, and it may be opened while
+    a trainer writes. Each write is one short ``BEGIN IMMEDIATE`` transaction; SQLite's busy timeout
+    (:data:`WRITER_BUSY_S`) makes it wait for the trainer's transaction rather than fail. Opening an
+    older database upgrades it (one transaction), since annotations need the version 2 tables.
+    """
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.run_dir = Path(run_dir)
+        self._db = _db_path(self.run_dir)
+        self._lock = threading.RLock()
+        self._conn = _connect_writer(self._db)
+        try:
+            _migrate(self._conn, self._db, _schema_version(self._conn, self._db))
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> RunAnnotator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_flag(self, episode_id: int, kind: str, note: str | None = None) -> Flag:
+        """Flag an episode; flagging it again with the same kind replaces the note."""
+        kind = _flag_kind(kind)
+        if note is not None:
+            note = str(note).strip()[:MAX_NOTE_CHARS] or None
+        now = time.time()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM episodes WHERE id = ?", (int(episode_id),)).fetchone() is None:
+                raise StoreError(f"no episode with id {episode_id} in {self.run_dir.name}")
+            db.execute(
+                "INSERT INTO flags (episode_id, kind, note, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (episode_id, kind) DO UPDATE SET note = excluded.note, "
+                "created_at = excluded.created_at",
+                (int(episode_id), kind, note, now),
+            )
+        return Flag(int(episode_id), kind, note, now)
+
+    def remove_flag(self, episode_id: int, kind: str | None = None) -> int:
+        """Remove an episode's flag of ``kind`` (every flag when None); how many were removed."""
+        sql, params = "DELETE FROM flags WHERE episode_id = ?", [int(episode_id)]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(_flag_kind(kind))
+        with self._write() as db:
+            return int(db.execute(sql, params).rowcount)
+
+    def add_episodes(
+        self, batch: Iterable[Any], iteration: int, phase: str = "compare", split: str | None = None
+    ) -> list[int]:
+        """Store episodes a forensics command played (one transaction; ids in batch order)."""
+        prepared = _prepare_episodes(batch, iteration, phase, split, time.time())
+        with self._write() as db:
+            return _insert_episodes(db, prepared)
+
+    def add_comparison(
+        self,
+        labels: Sequence[str],
+        suite: str,
+        split: str,
+        n: int,
+        seed: int | None,
+        result: Mapping[str, Any],
+    ) -> int:
+        """Record a checkpoint comparison and its result JSON; returns its id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO comparisons (created_at, labels, suite, split, n, seed, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    time.time(),
+                    _dumps(list(labels)),
+                    str(suite),
+                    str(split),
+                    int(n),
+                    None if seed is None else int(seed),
+                    _dumps(dict(result)),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+
+def add_flag(run_dir: Path | str, episode_id: int, kind: str, note: str | None = None) -> Flag:
+    """Flag an episode of a run as a good example, a bad example or a bug (safe beside a trainer)."""
+    with RunAnnotator(run_dir) as annotator:
+        return annotator.add_flag(episode_id, kind, note)
+
+
+def remove_flag(run_dir: Path | str, episode_id: int, kind: str | None = None) -> int:
+    """Remove an episode's flag of ``kind`` (all its flags when None); returns how many went."""
+    with RunAnnotator(run_dir) as annotator:
+        return annotator.remove_flag(episode_id, kind)
 
 
 # --------------------------------------------------------------------------------------------

@@ -269,6 +269,42 @@ class Trainer:
         if self.best_success is None or report.success_rate > self.best_success:
             self.best_success = report.success_rate
         self.last_eval = report
+        result = report.to_dict()
+        regression = self._run_regression_eval(settings)
+        if regression is not None:
+            result["regression"] = regression
+        return result
+
+    def _run_regression_eval(self, settings: SamplingSettings) -> dict[str, Any] | None:
+        """Play the run's regression tasks (promoted from flagged episodes), each once, if there are any.
+
+        Stored as an eval with suite and split "regression"; it never decides the best checkpoint.
+        """
+        from mcp_servers.tasks.model import TaskFormatError
+        from trainer.curation import REGRESSION_SUITE, regression_tasks
+
+        try:
+            tasks = regression_tasks(self.run_dir)
+        except TaskFormatError as exc:  # a hand-edited file must not stop training
+            self.echo(f"regression eval skipped: {exc}")
+            return None
+        if not tasks:
+            return None
+        from mcp_servers.config import ConfigError
+        from mcp_servers.hub import HubError
+
+        config = self.config
+        try:
+            report, rollouts = evaluate(self.policy, suite=REGRESSION_SUITE, split=REGRESSION_SUITE,
+                                        batch_size=config.rollout.batch_size, settings=settings,
+                                        seed=config.eval.seed, servers_config=config.task.servers_config, tasks=tasks)
+        except (ConfigError, HubError) as exc:  # e.g. a task needing a server this run does not configure
+            self.echo(f"regression eval skipped: {exc}")
+            return None
+        self._store_episodes(rollouts, None, self.iteration, "eval", REGRESSION_SUITE)
+        self.store.add_eval(self.iteration, REGRESSION_SUITE, REGRESSION_SUITE, report.episodes, report.success_rate,
+                            mean_return=report.mean_return, status_shares=report.status_shares)
+        self.echo(f"regression eval @ {self.iteration}: " + report.summary())
         return report.to_dict()
 
     def checkpoint(self) -> Path:
