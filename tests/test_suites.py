@@ -61,3 +61,9 @@ def test_the_mixture_covers_every_domain_and_tag():
 def test_unknown_suite_is_a_clear_error():
     with pytest.raises(UnknownSuiteError, match="unknown suite 'maths'"):
         sample_tasks("maths", "train", 1)
+
+
+def test_one_task_per_seed_covers_every_domain_of_a_mixture():
+    """Environments draw one task per seed: the mixture must not always start with the same domain."""
+    suites = {sample_tasks("all", "train", 1, seed=seed)[0].suite for seed in range(40)}
+    assert suites == set(DOMAIN_SUITES)

@@ -35,7 +35,7 @@ def test_loads_offline_with_the_auto_classes():
         "assert type(m).__name__ == 'Qwen3ForCausalLM', type(m);"
         "text = t.apply_chat_template([{'role': 'user', 'content': 'Add 2 and 3.'}],"
         " tools=[{'type': 'function', 'function': {'name': 'add', 'description': 'Add.', 'parameters': {}}}],"
-        " tokenize=False, add_generation_prompt=True);"
+        " tokenize=False, add_generation_prompt=True, enable_thinking=False);"
         "assert '<tools>' in text and text.endswith('<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n');"
         "ids = t(text, return_tensors='pt').input_ids;"
         "print(m(ids).logits.shape[-1] == len(t))"

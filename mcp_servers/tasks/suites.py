@@ -91,11 +91,14 @@ def sample_tasks(suite: str, split: str = "train", n: int = 10, seed: int = 0) -
     members = MIXTURES.get(suite, (suite,))
     generators = [generator_for(name) for name in members]
     rng = random.Random(f"{suite}/{split}/{seed}")
+    # A mixture takes its domains in turn from a seeded starting point, so that one task per seed
+    # (how environments draw) covers every domain, not just the first.
+    first = rng.randrange(len(generators))
     tasks: list[Task] = []
     seen: set[str] = set()
     attempts = 0
     while len(tasks) < n:
-        generate = generators[len(tasks) % len(generators)]
+        generate = generators[(first + len(tasks)) % len(generators)]
         task = generate(rng)
         attempts += 1
         if attempts > 2000 * (n + 10):
