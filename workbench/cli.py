@@ -1,7 +1,9 @@
 """The ``qwen-workbench`` command line.
 
-Light commands (tools, tasks, play) run in this process. Commands that need PyTorch (bootstrap,
-eval, train) hand over to ``python -m trainer``, so this process, which also hosts the Textual
+With no command it opens the Textual workbench on the runs folder (``runs/`` in the current folder,
+or ``--runs-dir``); ``open RUN_DIR`` attaches it to one run, also one started headless. Light
+commands (tools, tasks, play) run in this process. Commands that need PyTorch (bootstrap, eval,
+train, serve) hand over to ``python -m trainer``, so this process, which also hosts the Textual
 app, never imports the deep-learning stack.
 """
 
@@ -11,6 +13,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from workbench.commands import play, tasks, tools
 
@@ -33,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qwen-workbench", description="Train Qwen3 models to call MCP tools well, with PPO."
     )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="the folder that holds the runs (default: ./runs)"
+    )
     subparsers = parser.add_subparsers(dest="command")
+    opener = subparsers.add_parser("open", help="open the workbench on one run (also one started headless)")
+    opener.add_argument("run_dir", type=Path, help="the run folder, e.g. runs/run-20250101-120000")
+    opener.set_defaults(run=run_open)
     tools.add_parser(subparsers)
     tasks.add_parser(subparsers)
     play.add_parser(subparsers)
@@ -49,13 +58,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        return run_app(args.runs_dir)
     try:
         return args.run(args)
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stderr.close()
         return 0
+
+
+def run_app(runs_dir: Path, run_dir: Path | None = None) -> int:
+    """Run the Textual workbench in this terminal until the user quits."""
+    from workbench.app import WorkbenchApp
+
+    WorkbenchApp(runs_dir=runs_dir, run_dir=run_dir).run()
+    return 0
+
+
+def run_open(args: argparse.Namespace) -> int:
+    """``qwen-workbench open RUN_DIR``: the workbench on one run; a folder that is not a run is refused."""
+    from trainer.store import DB_NAME
+
+    run_dir: Path = args.run_dir
+    if not (run_dir / DB_NAME).is_file():
+        print(f"error: {run_dir} is not a run folder (no {DB_NAME}); see `qwen-workbench` for the runs list",
+              file=sys.stderr)
+        return 2
+    return run_app(args.runs_dir if args.runs_dir != Path("runs") else run_dir.parent, run_dir)
 
 
 def run_trainer_command(argv: list[str]) -> int:

@@ -1,0 +1,1 @@
+"""Widgets of the workbench: thin views over the plain modules that compute what they show."""

@@ -1,0 +1,165 @@
+"""The Live screen's table: one row per turn, grouped by episode, the four parts side by side.
+
+Rows are pre-wrapped to their column widths (workbench.formatting), so each row's height is known
+and DataTable only paints the rows in view. Only the newest ``max_episodes`` episodes are kept.
+
+Follow mode keeps the newest turn in view. Moving the cursor up or scrolling up with the mouse
+turns it off; going back to the last row (``end``) or pressing ``f`` turns it on again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from workbench.formatting import COLUMN_TITLES, episode_label, turn_cells
+from workbench.live_feed import EpisodeView
+
+EPISODE_WIDTH = 16
+STATUS_WIDTH = 15
+MAX_LINES = 6
+MIN_TEXT_WIDTH = 12
+
+
+class TurnTable(DataTable):
+    """Turns of the newest episodes; ``follow`` keeps the newest in view."""
+
+    BINDINGS = [
+        Binding("end", "follow_on", "Newest", show=False),
+        Binding("f", "toggle_follow", "Follow"),
+    ]
+
+    follow: reactive[bool] = reactive(True)
+
+    class FollowChanged(Message):
+        def __init__(self, follow: bool) -> None:
+            super().__init__()
+            self.follow = follow
+
+    def __init__(self, max_episodes: int = 150, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.max_episodes = max_episodes
+        self._episodes: deque[tuple[int, list[str]]] = deque()
+        self._views: deque[EpisodeView] = deque(maxlen=max_episodes)
+        self._widths: tuple[int, int, int] | None = None
+        self._moving = False
+
+    # -- layout
+
+    def text_widths(self, total: int) -> tuple[int, int, int]:
+        """Widths of the three text columns for a table ``total`` cells wide (cell padding included)."""
+        usable = max(3 * MIN_TEXT_WIDTH, total - EPISODE_WIDTH - STATUS_WIDTH - 2 * 5 - 2)
+        output = max(MIN_TEXT_WIDTH, usable * 36 // 100)
+        call = max(MIN_TEXT_WIDTH, usable * 30 // 100)
+        return output, call, max(MIN_TEXT_WIDTH, usable - output - call)
+
+    def _ensure_columns(self) -> bool:
+        """(Re)create the columns for the current width; True when they changed."""
+        widths = self.text_widths(self.size.width or 120)
+        if widths == self._widths and self.columns:
+            return False
+        self._widths = widths
+        self.clear(columns=True)
+        self._episodes.clear()
+        self.add_column("episode", width=EPISODE_WIDTH, key="episode")
+        for title, width in zip(COLUMN_TITLES[:3], widths, strict=True):
+            self.add_column(title, width=width, key=title)
+        self.add_column(COLUMN_TITLES[3], width=STATUS_WIDTH, key="status")
+        return True
+
+    def on_resize(self) -> None:
+        if self._ensure_columns():
+            self._add(list(self._views), remember=False)
+
+    # -- content
+
+    def reset(self, views: Iterable[EpisodeView]) -> None:
+        """Show exactly these episodes (after attaching, or when the run was rewound)."""
+        self._views.clear()
+        self._widths = None
+        self._ensure_columns()
+        self.add_episodes(views)
+
+    def add_episodes(self, views: Iterable[EpisodeView]) -> None:
+        """Append new episodes (oldest first) and drop the oldest beyond ``max_episodes``."""
+        views = list(views)
+        if not views:
+            return
+        self._ensure_columns()
+        self._add(views, remember=True)
+
+    def _add(self, views: list[EpisodeView], remember: bool) -> None:
+        assert self._widths is not None
+        for view in views:
+            if remember:
+                self._views.append(view)
+            keys: list[str] = []
+            turns = view.turns or [{"status": view.row.final_status, "raw_text": "", "reward": None}]
+            for index, turn in enumerate(turns):
+                cells = turn_cells(turn, self._widths, MAX_LINES)
+                label = episode_label(view.row, index, len(turns))
+                height = max(cells.height, len(label.plain.splitlines()))
+                key = f"{view.row.id}:{index}"
+                if key in self.rows:
+                    continue
+                self.add_row(label, *cells.as_tuple(), height=height, key=key)
+                keys.append(key)
+            self._episodes.append((view.row.id, keys))
+        while len(self._episodes) > self.max_episodes:
+            _, keys = self._episodes.popleft()
+            for key in keys:
+                self.remove_row(key)
+        if self.follow:
+            self._to_newest()
+
+    def _to_newest(self) -> None:
+        if self.row_count:
+            self._moving = True
+            self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
+            self.scroll_end(animate=False, immediate=False)
+            self.call_after_refresh(self._moved)
+
+    def _moved(self) -> None:
+        self._moving = False
+
+    @property
+    def episode_count(self) -> int:
+        return len(self._episodes)
+
+    def episode_id_at_cursor(self) -> int | None:
+        """The episode of the highlighted turn (to open it in Replay)."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value or ""
+        head = key.split(":", 1)[0]
+        return int(head) if head.isdigit() else None
+
+    # -- follow mode
+
+    def watch_follow(self, follow: bool) -> None:
+        self.post_message(self.FollowChanged(follow))
+        if follow:
+            self._to_newest()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if not self._moving and self.row_count:
+            self.follow = event.cursor_row >= self.row_count - 1
+
+    def on_mouse_scroll_up(self) -> None:
+        self.follow = False
+
+    def action_follow_on(self) -> None:
+        self.follow = True
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+
+
+def placeholder(text: str) -> Text:
+    return Text(text, style="dim")
