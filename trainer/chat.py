@@ -48,7 +48,8 @@ def chat_turns(policy: Any, payload: dict[str, Any], config: Any = None) -> dict
     """Answer the conversation in ``payload``: generate, run any calls, repeat until an answer.
 
     payload: ``messages`` (required), ``servers`` (default: every bundled and configured server),
-    ``max_calls`` (default 4), ``max_new_tokens`` (default 128), ``temperature`` (0 = greedy).
+    ``max_calls`` (default 4), ``max_new_tokens`` (default 128), ``temperature`` (0 = greedy),
+    ``thinking`` (default: the policy's setting).
     Returns the new turns, the extended messages, and an episode record for the store.
     """
     messages = _checked_messages(payload)
@@ -58,6 +59,8 @@ def chat_turns(policy: Any, payload: dict[str, Any], config: Any = None) -> dict
     max_calls = int(payload.get("max_calls", 4))
     max_new_tokens = int(payload.get("max_new_tokens", 128))
     temperature = float(payload.get("temperature", 0.0))
+    thinking = payload.get("thinking", payload.get("enable_thinking"))
+    thinking = policy.thinking if thinking is None else bool(thinking)
     servers_config = getattr(getattr(config, "task", None), "servers_config", None)
     rewards = config.rewards.as_reward_config() if config is not None else RewardConfig()
     specs = server_specs(servers, config_path=servers_config)
@@ -65,12 +68,13 @@ def chat_turns(policy: Any, payload: dict[str, Any], config: Any = None) -> dict
     hub = ToolHub(specs)
     loop.run(hub.start())
     try:
-        return _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards)
+        return _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards, thinking)
     finally:
         loop.run(hub.close())
 
 
-def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards) -> dict[str, Any]:
+def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards,
+              thinking: bool) -> dict[str, Any]:
     tools = hub.schemas(compact=True)
     offered = list(hub.tools)
     tokenizer = policy.tokenizer
@@ -78,7 +82,7 @@ def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperatur
     def render(msgs, tools=None, *, add_generation_prompt=False, enable_thinking=None):
         return tokenizer.apply_chat_template(msgs, tools=tools, tokenize=False,
                                              add_generation_prompt=add_generation_prompt,
-                                             enable_thinking=policy.thinking if enable_thinking is None else enable_thinking)
+                                             enable_thinking=thinking if enable_thinking is None else enable_thinking)
 
     stream = tokenizer.encode(render(messages, tools, add_generation_prompt=True), add_special_tokens=False)
     record = EpisodeRecord(task={"id": "chat", "suite": "chat", "instruction": messages[-1]["content"]},
@@ -112,7 +116,7 @@ def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperatur
         if status == ANSWER or calls_made >= max_calls or len(record.turns) > max_calls + 2:
             break
         stream = stream + sample.token_ids + tokenizer.encode(
-            turn_suffix(render, feedback, enable_thinking=policy.thinking), add_special_tokens=False)
+            turn_suffix(render, feedback, enable_thinking=thinking), add_special_tokens=False)
     record.outcome = "answered" if record.turns[-1].status == ANSWER else "call_limit"
     record.duration_s = time.time() - record.started_at
     return {"turns": [t.__dict__ | {"calls": [c.__dict__ for c in t.calls]} for t in record.turns],
