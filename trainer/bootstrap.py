@@ -22,38 +22,12 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mcp_servers.assets import asset_path
-from trainer.conversation import TokenStream, tool_call_text, turn_suffix
+from trainer.bootstrap_recipe import BootstrapRecipe
+from trainer.conversation import TokenStream, template_renderer, tool_call_text, turn_suffix
 from trainer.env import MCPGymEnv
 from trainer.tiny_model import build_model, save_pretrained_bundle, tiny_config_for, train_tokenizer
 
 RECIPE_FILE = "recipe.json"
-
-
-@dataclass(frozen=True)
-class BootstrapRecipe:
-    """Everything that determines the tiny model's files; change any of it and they are rebuilt."""
-
-    version: int = 2
-    seed: int = 0
-    suite: str = "all"
-    episodes: int = 6000  # demonstrations played through the environment
-    vocab_size: int = 2048
-    digit_group: int = 3
-    hidden: int = 256
-    layers: int = 4
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate: int = 512
-    steps: int = 900
-    batch_size: int = 16
-    lr: float = 3e-3
-    warmup_steps: int = 40
-    weight_decay: float = 0.01
-    max_tokens: int = 1024  # longer demonstrations are dropped
-    # Each demonstration is also trained on without its system turn (no tool list): the same
-    # actions after a prompt a sixth as long. Copying numbers and names from the question is the
-    # hard skill for a model this small, and short sequences teach it for far less compute.
-    short_form: bool = True
 
 
 @dataclass
@@ -91,11 +65,7 @@ def render_demonstration(tokenizer: Any, demo: Demonstration, *, short: bool = F
     ``short`` drops the system turn and the tool list (the short form, see ``BootstrapRecipe``).
     """
 
-    def render(messages, tools=None, *, add_generation_prompt=False, enable_thinking=False):
-        return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
-                                             add_generation_prompt=add_generation_prompt,
-                                             enable_thinking=enable_thinking)
-
+    render = template_renderer(tokenizer, thinking=False)
     if short:
         opening = [m for m in demo.messages if m["role"] != "system"]
         pieces = [render(opening, None, add_generation_prompt=True)]

@@ -13,7 +13,7 @@ from typing import Any
 from mcp_servers.config import server_specs
 from mcp_servers.hub import ToolHub, UnknownToolError
 from mcp_servers.tasks.model import ToolCall
-from trainer.conversation import turn_suffix
+from trainer.conversation import template_renderer, turn_suffix
 from trainer.generation import generate_batch
 from trainer.loop import shared_loop
 from trainer.parsing import parse_turn
@@ -79,10 +79,7 @@ def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperatur
     offered = list(hub.tools)
     tokenizer = policy.tokenizer
 
-    def render(msgs, tools=None, *, add_generation_prompt=False, enable_thinking=None):
-        return tokenizer.apply_chat_template(msgs, tools=tools, tokenize=False,
-                                             add_generation_prompt=add_generation_prompt,
-                                             enable_thinking=thinking if enable_thinking is None else enable_thinking)
+    render = template_renderer(tokenizer, thinking=thinking)
 
     stream = tokenizer.encode(render(messages, tools, add_generation_prompt=True), add_special_tokens=False)
     record = EpisodeRecord(task={"id": "chat", "suite": "chat", "instruction": messages[-1]["content"]},

@@ -17,6 +17,19 @@ Render = Callable[..., str]  # render(messages, tools=None, add_generation_promp
 _PROBE_ANSWER = "\u2063ANSWER\u2063"
 
 
+def template_renderer(tokenizer: Any, *, thinking: bool = False) -> Render:
+    """``render(messages, tools, add_generation_prompt=..., enable_thinking=...)`` with the tokenizer's
+    own chat template; ``enable_thinking`` defaults to ``thinking``."""
+
+    def render(messages, tools=None, *, add_generation_prompt: bool = False, enable_thinking: bool | None = None):
+        return tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt,
+            enable_thinking=thinking if enable_thinking is None else enable_thinking,
+        )
+
+    return render
+
+
 def turn_suffix(render: Render, tool_texts: list[str], *, enable_thinking: bool = False) -> str:
     """The text that follows an assistant turn's ``<|im_end|>``: the tool responses as the template
     renders them (one user turn of ``<tool_response>`` blocks) and the next generation prompt.

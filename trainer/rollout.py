@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer.conversation import TokenStream, turn_suffix
+from trainer.conversation import TokenStream, template_renderer, turn_suffix
 from trainer.env import MCPGymEnv
 from trainer.generation import generate_batch
 from trainer.records import EpisodeRecord
@@ -64,7 +64,7 @@ def play_episodes(
 ) -> tuple[list[EpisodeRollout], RolloutStats]:
     """Play one episode per environment (``seeds[i]`` draws env i's task, or ``tasks[i]`` is played)."""
     started = time.perf_counter()
-    render = _renderer(policy)
+    render = template_renderer(policy.tokenizer, thinking=policy.thinking)
     encode = _encoder(policy.tokenizer)
     rollouts: list[EpisodeRollout] = []
     for index, (env, seed) in enumerate(zip(envs, seeds, strict=True)):
@@ -124,19 +124,6 @@ def _tool_texts(info: dict[str, Any]) -> list[str]:
     if info["calls"]:
         return [call["response"] for call in info["calls"]]
     return [info["feedback"]]
-
-
-def _renderer(policy: Any):
-    def render(messages, tools=None, *, add_generation_prompt: bool = False, enable_thinking: bool | None = None):
-        return policy.tokenizer.apply_chat_template(
-            messages,
-            tools=tools,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            enable_thinking=policy.thinking if enable_thinking is None else enable_thinking,
-        )
-
-    return render
 
 
 def _encoder(tokenizer: Any):

@@ -1,0 +1,32 @@
+"""The bootstrap recipe, importable without torch (the CLI builds its flags from it at start-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BootstrapRecipe:
+    """Everything that determines the tiny model's files; change any of it and they are rebuilt."""
+
+    version: int = 2
+    seed: int = 0
+    suite: str = "all"
+    episodes: int = 6000  # demonstrations played through the environment
+    vocab_size: int = 2048
+    digit_group: int = 3
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 512
+    steps: int = 900
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 40
+    weight_decay: float = 0.01
+    max_tokens: int = 1024  # longer demonstrations are dropped
+    # Each demonstration is also trained on without its system turn (no tool list): the same
+    # actions after a prompt a sixth as long. Copying numbers and names from the question is the
+    # hard skill for a model this small, and short sequences teach it for far less compute.
+    short_form: bool = True
