@@ -354,7 +354,10 @@ def test_command_errors_timeout_and_interrupted_commands(run: RunStore) -> None:
         with RunReader(run.run_dir) as reader:
             assert reader.command(first).status == "failed"
             assert "interrupted" in reader.command(first).result["error"]
-            assert [c.kind for c in reader.commands(status="pending")] == ["stop"]
+            # the stop was meant for the dead trainer: it must not stop the resumed one
+            assert reader.commands(status="pending") == []
+            assert reader.command(second).status == "failed"
+            assert "stopped first" in reader.command(second).result["error"]
     finally:
         resumed.close()
 
@@ -634,3 +637,41 @@ def test_ten_thousand_episodes_stay_fast(big_run: Path) -> None:
         assert timed("search count", lambda: reader.count_episodes(search="ADD 12")) == expected
         timed("one record", lambda: reader.episode(5_000))
         assert len(timed("live poll", lambda: reader.episodes_after(9_990))) == 10
+
+
+def test_command_progress_is_read_while_running_and_replaced_when_done(run: RunStore) -> None:
+    command_id = send_command(run.run_dir, "chat", {"messages": []})
+    run.command_progress(command_id, {"turn": 0, "text": "early"})  # still pending: not published
+    with RunReader(run.run_dir) as reader:
+        assert reader.command(command_id).result is None
+    (taken,) = run.take_pending_commands()
+    run.command_progress(taken.id, {"turn": 0, "text": "<tool_call>"})
+    with RunReader(run.run_dir) as reader:
+        assert reader.command(command_id).result == {"partial": {"turn": 0, "text": "<tool_call>"}}
+    run.finish_command(taken.id, "done", {"turns": []})
+    run.command_progress(taken.id, {"turn": 1, "text": "late"})  # finished: left alone
+    with RunReader(run.run_dir) as reader:
+        assert reader.command(command_id).result == {"turns": []}
+
+
+def test_a_policy_process_leaves_the_run_and_other_commands_alone(run: RunStore) -> None:
+    run.set_state("running")
+    run.close()
+    with sqlite3.connect(run.run_dir / "run.db") as db:  # as if its trainer died a minute ago
+        db.execute("UPDATE run SET heartbeat_at = heartbeat_at - 60, pid = 999999")
+    with RunReader(run.run_dir) as reader:
+        before = reader.run_info()
+        assert reader.effective_state() == "crashed"
+    pause = send_command(run.run_dir, "pause")
+    chat = send_command(run.run_dir, "chat", {"messages": []})
+    server = RunStore.open_writer(run.run_dir, claim=False)
+    try:
+        assert [c.id for c in server.take_pending_commands(kinds=("chat",))] == [chat]
+        server.finish_command(chat, "done", {"turns": []})
+        with RunReader(run.run_dir) as reader:
+            info = reader.run_info()
+            assert reader.effective_state() == "crashed", "chatting must not make a crashed run look alive"
+            assert (info.pid, info.heartbeat_at) == (before.pid, before.heartbeat_at)
+            assert reader.command(pause).status == "pending", "a pause is for a trainer, not for chat"
+    finally:
+        server.close()

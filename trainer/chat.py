@@ -8,6 +8,7 @@ a turn with no tool call is a final answer (status ``answer``, reward 0): in a c
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mcp_servers.config import server_specs
@@ -23,6 +24,7 @@ from trainer.rewards import RewardConfig, Status
 ANSWER = "answer"
 MAX_MESSAGES = 200
 MAX_MESSAGE_CHARS = 20_000
+STREAM_EVERY_S = 0.2  # how often a generating turn's text is reported (one store write each)
 
 
 class ChatError(ValueError):
@@ -44,13 +46,16 @@ def _checked_messages(payload: dict[str, Any]) -> list[dict[str, str]]:
     return checked
 
 
-def chat_turns(policy: Any, payload: dict[str, Any], config: Any = None) -> dict[str, Any]:
+def chat_turns(policy: Any, payload: dict[str, Any], config: Any = None,
+               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Answer the conversation in ``payload``: generate, run any calls, repeat until an answer.
 
     payload: ``messages`` (required), ``servers`` (default: every bundled and configured server),
     ``max_calls`` (default 4), ``max_new_tokens`` (default 128), ``temperature`` (0 = greedy),
     ``thinking`` (default: the policy's setting).
     Returns the new turns, the extended messages, and an episode record for the store.
+    ``progress``, when given, receives ``{"turn": index, "text": what the model wrote so far}`` a few
+    times a second while it generates, and after each finished turn (the workbench streams it).
     """
     messages = _checked_messages(payload)
     servers = payload.get("servers")
@@ -68,13 +73,14 @@ def chat_turns(policy: Any, payload: dict[str, Any], config: Any = None) -> dict
     hub = ToolHub(specs)
     loop.run(hub.start())
     try:
-        return _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards, thinking)
+        return _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards, thinking,
+                         progress)
     finally:
         loop.run(hub.close())
 
 
 def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperature, rewards,
-              thinking: bool) -> dict[str, Any]:
+              thinking: bool, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     tools = hub.schemas(compact=True)
     offered = list(hub.tools)
     tokenizer = policy.tokenizer
@@ -87,8 +93,12 @@ def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperatur
     new_messages: list[dict[str, str]] = []
     calls_made = 0
     while True:
+        streamer = None if progress is None else TurnStreamer(tokenizer, len(record.turns), progress)
         sample = generate_batch(policy.model, tokenizer, [stream], max_new_tokens=max_new_tokens,
-                                temperature=max(temperature, 1e-6), greedy=temperature <= 0, seed=len(record.turns))[0]
+                                temperature=max(temperature, 1e-6), greedy=temperature <= 0, seed=len(record.turns),
+                                on_step=streamer)[0]
+        if progress is not None:
+            progress({"turn": len(record.turns), "text": sample.text})
         parsed = parse_turn(sample.text)
         started = time.perf_counter()
         calls: list[CallRecord] = []
@@ -118,6 +128,23 @@ def _converse(policy, hub, loop, messages, max_calls, max_new_tokens, temperatur
     record.duration_s = time.time() - record.started_at
     return {"turns": [t.__dict__ | {"calls": [c.__dict__ for c in t.calls]} for t in record.turns],
             "messages": messages + new_messages, "record": record.to_dict()}
+
+
+class TurnStreamer:
+    """An ``on_step`` for generate_batch that reports the text so far at most every ``every_s`` seconds."""
+
+    def __init__(self, tokenizer: Any, turn: int, progress: Callable[[dict[str, Any]], None],
+                 every_s: float = STREAM_EVERY_S) -> None:
+        self.tokenizer, self.turn, self.progress, self.every_s = tokenizer, turn, progress, every_s
+        self.last = time.monotonic()
+
+    def __call__(self, tokens: list[list[int]]) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        text = self.tokenizer.decode(tokens[0], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        self.progress({"turn": self.turn, "text": text})
 
 
 async def _execute(hub: ToolHub, call: ToolCall, offered: list[str]) -> CallRecord:

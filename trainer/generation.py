@@ -15,6 +15,7 @@ same temperature-scaled log-prob of the argmax token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -116,8 +117,12 @@ def generate_batch(
     top_p: float = 1.0,
     seed: int = 0,
     greedy: bool = False,
+    on_step: Callable[[list[list[int]]], None] | None = None,
 ) -> list[Sample]:
     """Generate one assistant turn for every prompt, all in one left-padded batch.
+
+    ``on_step(tokens)``, when given, is called after every decoding step with each row's tokens so
+    far (chat streams its reply with it; keep it cheap, it runs between forward passes).
 
     Each row stops at <|im_end|> (kept as its last token), at <|endoftext|>, or after
     ``max_new_tokens``. Sampling draws from one ``torch.Generator`` seeded with ``seed``, so the same
@@ -134,7 +139,7 @@ def generate_batch(
     network.eval()
     try:
         rows = _decode(
-            network, tokenizer, prompts_token_ids, max_new_tokens, temperature, top_p, seed, greedy
+            network, tokenizer, prompts_token_ids, max_new_tokens, temperature, top_p, seed, greedy, on_step
         )
     finally:
         network.train(was_training)
@@ -150,6 +155,7 @@ def _decode(
     top_p: float,
     seed: int,
     greedy: bool,
+    on_step: Callable[[list[list[int]]], None] | None = None,
 ) -> list[tuple[list[int], list[float]]]:
     """The KV-cache loop: prefill every prompt once, then feed one new token per live row per step."""
     device = next(network.parameters()).device
@@ -181,6 +187,8 @@ def _decode(
         for row, token, logprob in zip(live.tolist(), tokens.tolist(), logprobs.tolist(), strict=True):
             tokens_out[row].append(token)
             logprobs_out[row].append(logprob)
+        if on_step is not None:
+            on_step(tokens_out)
         keep = ~torch.isin(tokens, end_ids)
         if step == max_new_tokens - 1 or not bool(keep.any()):
             break

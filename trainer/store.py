@@ -1271,6 +1271,7 @@ class RunStore(_Writes):
         self._conn = conn
         self._lock = threading.RLock()
         self._heartbeat: _HeartbeatThread | None = None
+        self.claims_run = True  # False for a policy process: its writes leave the heartbeat alone
 
     # -- opening
 
@@ -1334,10 +1335,14 @@ class RunStore(_Writes):
         return cls(run_dir, conn)
 
     @classmethod
-    def open_writer(cls, run_dir: Path | str, *, force: bool = False) -> RunStore:
+    def open_writer(cls, run_dir: Path | str, *, force: bool = False, claim: bool = True) -> RunStore:
         """Reopen a run to resume it: migrates an old schema, refuses a run another trainer holds.
 
-        Commands left "running" by a dead trainer are marked failed (their caller is told, not hung).
+        A trainer *claims* the run: its pid and heartbeat become the run's, and commands left
+        "running" or "pending" by a dead trainer are marked failed (their caller is told, not hung;
+        a stale "stop" or "pause" must not hit the new trainer; the workbench queues commands only
+        while a trainer is live). ``claim=False`` opens without any of that, for a policy process
+        that answers chat beside a stopped or crashed run and must not make it look alive.
         ``force`` skips the live-trainer check (for a trainer that knows the old one is gone).
         """
         run_dir = Path(run_dir)
@@ -1350,6 +1355,9 @@ class RunStore(_Writes):
         except BaseException:
             conn.close()
             raise
+        if not claim:
+            store.claims_run = False
+            return store
         mine = info.pid == os.getpid() and info.host == socket.gethostname()
         if not force and not mine and info.effective_state in LIVE_STATES:
             conn.close()
@@ -1365,6 +1373,10 @@ class RunStore(_Writes):
             write.execute(
                 "UPDATE commands SET status = 'failed', done_at = ?, result = ? WHERE status = 'running'",
                 (now, _dumps({"error": "interrupted: the trainer stopped before finishing it"})),
+            )
+            write.execute(
+                "UPDATE commands SET status = 'failed', done_at = ?, result = ? WHERE status = 'pending'",
+                (now, _dumps({"error": "not taken: the trainer it was sent to stopped first"})),
             )
         return store
 
@@ -1389,7 +1401,8 @@ class RunStore(_Writes):
         return self.run_dir / CHECKPOINTS_DIR
 
     def _touch(self, db: sqlite3.Connection, now: float) -> None:
-        db.execute("UPDATE run SET heartbeat_at = ? WHERE id = 1", (now,))
+        if self.claims_run:
+            db.execute("UPDATE run SET heartbeat_at = ? WHERE id = 1", (now,))
 
     # -- run state and liveness
 
@@ -1574,16 +1587,27 @@ class RunStore(_Writes):
 
     # -- commands
 
-    def take_pending_commands(self) -> list[Command]:
-        """Claim every pending command (marking it running), oldest first; call between steps."""
+    def take_pending_commands(self, kinds: Sequence[str] | None = None) -> list[Command]:
+        """Claim every pending command (of ``kinds``, default all), marking it running, oldest first;
+        call between steps."""
         now = time.time()
+        only = "" if kinds is None else f" AND kind IN ({', '.join('?' * len(kinds))})"
+        params = [] if kinds is None else list(kinds)
         with self._write() as db:
-            rows = db.execute("SELECT * FROM commands WHERE status = 'pending' ORDER BY id").fetchall()
-            db.execute(
-                "UPDATE commands SET status = 'running', started_at = ? WHERE status = 'pending'", (now,)
-            )
+            rows = db.execute(f"SELECT * FROM commands WHERE status = 'pending'{only} ORDER BY id", params).fetchall()
+            if rows:
+                marks = ", ".join("?" * len(rows))
+                db.execute(f"UPDATE commands SET status = 'running', started_at = ? WHERE id IN ({marks})",
+                           [now, *(row["id"] for row in rows)])
             self._touch(db, now)
         return [replace(_command(row), status="running", started_at=now) for row in rows]
+
+    def command_progress(self, command_id: int, progress: Any) -> None:
+        """Publish a running command's progress as ``{"partial": progress}`` in its result (the
+        workbench streams a chat reply from it); a no-op once the command has finished."""
+        with self._write() as db:
+            db.execute("UPDATE commands SET result = ? WHERE id = ? AND status = 'running'",
+                       (_dumps({"partial": progress}), int(command_id)))
 
     def finish_command(self, command_id: int, status: str = "done", result: Any = None) -> None:
         """Record a command's outcome ("done" or "failed") and its JSON-able result."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -352,7 +353,8 @@ class Trainer:
             elif kind == "chat":
                 from trainer.chat import chat_turns
 
-                result = chat_turns(self.policy, command.payload or {}, self.config)
+                result = chat_turns(self.policy, command.payload or {}, self.config,
+                                    progress=partial(self.store.command_progress, command.id))
                 self.store.add_episodes([EpisodeEntry(result["record"], split=None)], self.iteration, phase="chat")
             else:
                 raise ValueError(f"unknown command {kind!r}")

@@ -12,7 +12,9 @@ Where the message goes depends on the run's state when it is sent:
 
 The reply is the trainer's ``chat`` result: the new turns (raw text, parsed calls, what the MCP
 servers answered, status, reward) and the whole conversation, which becomes the next request's
-history. Replies arrive whole: the trainer has no token streaming.
+history. While the policy writes, the command carries ``{"partial": {"turn", "text"}}`` a few times a
+second; ``send(..., stream=...)`` hands each new partial text to the screen, so tokens show up as
+they are generated.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ class ChatSettings:
         return payload
 
 
+def streamed_text(command: Command) -> tuple[int, str] | None:
+    """(turn, text so far) of a running chat command, None before the policy has written anything."""
+    result = command.result
+    partial = result.get("partial") if isinstance(result, dict) and not command.finished else None
+    if not isinstance(partial, dict) or not isinstance(partial.get("text"), str):
+        return None
+    turn = partial.get("turn")
+    return (turn if isinstance(turn, int) else 0, partial["text"])
+
+
 @dataclass
 class ChatReply:
     """One answered message: the assistant's turns, who answered, and how long it took."""
@@ -94,16 +106,23 @@ class ChatSession:
         """Who answers in this run state: the live trainer, or a checkpoint in a policy process."""
         return "trainer" if state in ("running", "paused") else "checkpoint"
 
-    async def send(self, text: str, settings: ChatSettings, progress: Callable[[str], None] | None = None) -> ChatReply:
-        """Send one user message and wait for the policy's turns."""
+    async def send(
+        self,
+        text: str,
+        settings: ChatSettings,
+        progress: Callable[[str], None] | None = None,
+        stream: Callable[[int, str], None] | None = None,
+    ) -> ChatReply:
+        """Send one user message and wait for the policy's turns; ``stream(turn, text)`` gets the
+        text written so far while the policy generates."""
         text = text.strip()
         if not text:
             raise ChatError("type a message first")
         notify = progress or (lambda _message: None)
         started = time.monotonic()
         state = await asyncio.to_thread(self._state)
-        # A policy process we started answers for as long as it runs (while it holds the run, a
-        # crashed run's heartbeat looks alive again, so the state alone would mislead).
+        # A policy process we started answers for as long as it runs (it leaves the run's state
+        # alone, so the state says nothing about it).
         serving = self.children.get(self.run_dir, "serve") is not None
         backend = "checkpoint" if serving else self.backend_for(state)
         messages = [*self.messages, {"role": "user", "content": text}]
@@ -121,7 +140,7 @@ class ChatSession:
             await self._ensure_server(notify)
             notify("asking the checkpoint…")
             chat_id = (await asyncio.to_thread(self._queue, [("chat", payload)]))[0]
-        command = await self._wait(chat_id, backend)
+        command = await self._wait(chat_id, backend, stream)
         if command.status != "done":
             error = command.result.get("error") if isinstance(command.result, dict) else command.result
             raise ChatError(f"the policy could not answer: {error}")
@@ -158,15 +177,20 @@ class ChatSession:
         except RunsError as exc:
             raise ChatError(str(exc)) from None
 
-    async def _wait(self, command_id: int, backend: str) -> Command:
+    async def _wait(self, command_id: int, backend: str, stream: Callable[[int, str], None] | None = None) -> Command:
         """Poll the command until done; give up when its process died or after the timeout."""
         deadline = time.monotonic() + self.timeout_s
         reader = await asyncio.to_thread(RunReader, self.run_dir)
+        shown: tuple[int, str] | None = None
         try:
             while True:
                 command = await asyncio.to_thread(reader.command, command_id)
                 if command.finished:
                     return command
+                partial = streamed_text(command)
+                if stream is not None and partial is not None and partial != shown:
+                    shown = partial
+                    stream(*partial)
                 if backend == "checkpoint":
                     last = self.children.last(self.run_dir, "serve")
                     if last is not None and not last.running:

@@ -21,9 +21,11 @@ from workbench.app.screens.base import WorkbenchScreen
 from workbench.app.widgets.status_bar import StatusBar
 from workbench.app.widgets.turn_view import TurnView
 from workbench.chat_client import ChatError, ChatSession, ChatSettings
+from workbench.formatting import clean
 from workbench.live_feed import FeedUpdate
 
 MAX_ITEMS = 200  # conversation widgets kept on screen
+STREAM_CHARS = 600  # the tail of a reply being written that the progress line shows
 BUNDLED = ("math", "search", "database", "data")
 
 
@@ -155,11 +157,16 @@ class ChatScreen(WorkbenchScreen):
         def progress(message: str) -> None:
             status.update(Text(message, style="dim italic"))
 
+        def stream(turn: int, written: str) -> None:
+            line = Text(f"turn {turn + 1}, writing: ", style="dim italic")
+            line.append(clean(written)[-STREAM_CHARS:] or "…", style="italic")
+            status.update(line)
+
         select = self.query_one("#chat-checkpoint", Select)
         checkpoint = None if select.value is Select.NULL else self._checkpoint_path(str(select.value))
         try:
             await self.session.switch_checkpoint(checkpoint)
-            reply = await self.session.send(text, self.settings(), progress)
+            reply = await self.session.send(text, self.settings(), progress, stream)
         except (TimeoutError, ChatError) as exc:
             status.update(Text(f"no answer: {exc}", style="red"))
             return
