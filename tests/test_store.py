@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -675,3 +676,22 @@ def test_a_policy_process_leaves_the_run_and_other_commands_alone(run: RunStore)
             assert reader.command(pause).status == "pending", "a pause is for a trainer, not for chat"
     finally:
         server.close()
+
+
+def test_checkpoint_paths_follow_a_run_folder_that_moved(run: RunStore, tmp_path: Path) -> None:
+    inside = run.run_dir / "checkpoints" / "iter-000002"
+    inside.mkdir(parents=True)
+    run.add_checkpoint(2, inside, heldout_success=0.5, is_best=True)
+    old = run.run_dir / "checkpoints" / "iter-000001"
+    old.mkdir()
+    run.close()
+    with sqlite3.connect(run.run_dir / "run.db") as db:  # as a run written before paths were relative
+        db.execute("INSERT INTO checkpoints (iteration, path, created_at, is_best) VALUES (1, ?, 0, 0)",
+                   (str(old.resolve()),))
+    moved = tmp_path / "elsewhere" / "r1"
+    shutil.copytree(run.run_dir, moved)
+    shutil.rmtree(run.run_dir)
+    with RunReader(moved) as reader:
+        assert reader.best_checkpoint().path == str(moved / "checkpoints" / "iter-000002")
+        assert sorted(c.path for c in reader.checkpoints()) == [
+            str(moved / "checkpoints" / "iter-000001"), str(moved / "checkpoints" / "iter-000002")]

@@ -83,7 +83,8 @@ def load_checkpoint(path: Path, model: torch.nn.Module, value_head: torch.nn.Mod
 def prune(folder: Path, keep_last: int, keep: set[Path]) -> list[Path]:
     """Delete all but the newest ``keep_last`` checkpoints and those in ``keep``; return the deleted."""
     candidates = sorted(p for p in folder.glob("iter-*") if p.is_dir())
-    doomed = [p for p in candidates[: max(0, len(candidates) - keep_last)] if p not in keep]
+    kept = {path.resolve() for path in keep}
+    doomed = [p for p in candidates[: max(0, len(candidates) - keep_last)] if p.resolve() not in kept]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed

@@ -990,7 +990,7 @@ class _Queries:
             Checkpoint(
                 id=row["id"],
                 iteration=row["iteration"],
-                path=row["path"],
+                path=str(_checkpoint_path(self.run_dir, row["path"])),
                 created_at=row["created_at"],
                 heldout_success=row["heldout_success"],
                 is_best=bool(row["is_best"]),
@@ -1151,6 +1151,17 @@ def _comparison(row: sqlite3.Row) -> Comparison:
         seed=row["seed"],
         result=_loads(row["result"], {}),
     )
+
+
+def _checkpoint_path(run_dir: Path, stored: str) -> Path:
+    """Where a stored checkpoint path points now: relative ones live in the run folder; an absolute
+    one written before paths were relative falls back to the run's own checkpoints folder once the
+    run folder has moved."""
+    path = Path(stored)
+    if not path.is_absolute():
+        return run_dir / path
+    moved = run_dir / CHECKPOINTS_DIR / path.name
+    return moved if not path.exists() and moved.exists() else path
 
 
 def _command(row: sqlite3.Row) -> Command:
@@ -1507,7 +1518,11 @@ class RunStore(_Writes):
     def add_checkpoint(
         self, iteration: int, path: Path | str, heldout_success: float | None = None, is_best: bool = False
     ) -> int:
-        """Record a saved checkpoint; marking it best unmarks the previous best."""
+        """Record a saved checkpoint; marking it best unmarks the previous best. A path inside the run
+        folder is stored relative to it, so a run folder that is moved or copied keeps its checkpoints."""
+        path = Path(path)
+        with suppress(ValueError):
+            path = path.resolve().relative_to(self.run_dir.resolve())
         with self._write() as db:
             if is_best:
                 db.execute("UPDATE checkpoints SET is_best = 0 WHERE is_best = 1")

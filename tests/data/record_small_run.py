@@ -2,7 +2,8 @@
 
     python tests/data/record_small_run.py [--model tiny]
 
-Three PPO iterations of four episodes with one held-out evaluation and a final checkpoint (LoRA
+Three PPO iterations of four episodes with one held-out evaluation and checkpoints at iterations 2 and 3
+(the weights of that evaluation, and the final ones; LoRA
 rank 2, so the folder stays well under 2 MB). The workbench tests copy it to a temporary folder;
 re-record it when the embedded model or the store's schema changes (the snapshots change with it).
 """
@@ -25,8 +26,8 @@ SETTINGS = (
     "rollout.max_new_tokens=48",
     "eval.every=2",
     "eval.num_tasks=4",
-    "checkpoint.every=0",
-    "checkpoint.keep_last=1",
+    "checkpoint.every=2",
+    "checkpoint.keep_last=2",
     "lora.r=2",
     "lora.alpha=4",
     "ppo.epochs=1",
