@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from trainer.store import EPISODE_ORDERS, PHASES, STATUSES, EpisodeFilter, EpisodeRow, RunReader
+from trainer.store import EPISODE_ORDERS, FLAG_KINDS, PHASES, STATUSES, EpisodeFilter, EpisodeRow, RunReader
 
 PAGE_SIZE = 100
 ORDERS = tuple(EPISODE_ORDERS)
@@ -36,6 +36,7 @@ class ReplayQuery:
     min_reward: str = ""
     max_reward: str = ""
     search: str = ""
+    flagged: str = ""  # good | bad | bug | any
     order: str = "newest"
 
     def with_(self, **changes: Any) -> ReplayQuery:
@@ -64,6 +65,11 @@ class ReplayQuery:
             value = getattr(self, name).strip()
             if value:
                 criteria[key] = _float(value, name.replace("_", " "))
+        flagged = self.flagged.strip()
+        if flagged:
+            if flagged not in (*FLAG_KINDS, "any"):
+                raise QueryError(f"flag must be one of {', '.join(FLAG_KINDS)} or any")
+            criteria["flagged"] = flagged
         if self.search.strip():
             criteria["search"] = self.search.strip()[:200]
         if self.order not in ORDERS:
@@ -120,6 +126,7 @@ class Page:
     total: int
     page: int  # 0-based, clamped to the pages that exist
     page_size: int
+    flags: dict[int, tuple[str, ...]] = field(default_factory=dict)  # episode id -> its flag kinds
 
     @property
     def pages(self) -> int:
@@ -141,4 +148,9 @@ def fetch_page(reader: RunReader, query: ReplayQuery, page: int = 0, page_size: 
     pages = max(1, math.ceil(total / page_size))
     page = min(max(0, page), pages - 1)
     rows = reader.episodes(flt, limit=page_size, offset=page * page_size, order=query.order)
-    return Page(rows, total, page, page_size)
+    on_page = {row.id for row in rows}
+    flags: dict[int, tuple[str, ...]] = {}
+    for flag in reader.flags():  # a person's flags: a handful per run, so all of them is cheap
+        if flag.episode_id in on_page:
+            flags[flag.episode_id] = (*flags.get(flag.episode_id, ()), flag.kind)
+    return Page(rows, total, page, page_size, flags)

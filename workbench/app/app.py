@@ -25,13 +25,26 @@ from textual.css.query import NoMatches
 
 from trainer.store import DB_NAME, LIVE_STATES, StoreError, send_command
 from workbench.app.screens.chat import ChatScreen
-from workbench.app.screens.dialogs import ConfirmScreen, NewRunScreen
+from workbench.app.screens.dialogs import (
+    CheckpointScreen,
+    CompareSetupScreen,
+    ConfirmScreen,
+    FlagScreen,
+    NewRunScreen,
+)
 from workbench.app.screens.empty import EmptyScreen
 from workbench.app.screens.live import LiveScreen
 from workbench.app.screens.replay import ReplayScreen
 from workbench.app.screens.runs import RunsScreen
 from workbench.app.widgets.status_bar import status_line
 from workbench.chat_client import ChatSettings
+from workbench.curation_actions import (
+    FlagRequest,
+    apply_flag,
+    compare_preselection,
+    current_flags,
+    rerun_choices,
+)
 from workbench.live_feed import FeedUpdate, LiveFeed
 from workbench.runs import DEFAULT_RUNS_DIR, Children, NewRun, RunsError
 
@@ -49,6 +62,7 @@ PALETTE: tuple[tuple[str, str, str], ...] = (
     ("Pause or resume training", "The trainer pauses between steps", "app.pause_resume"),
     ("Checkpoint now", "Save the policy, value head and optimizer", "app.checkpoint"),
     ("Evaluate now", "Run the held-out evaluation", "app.evaluate"),
+    ("Compare checkpoints…", "Play checkpoints on the same held-out tasks; list where they disagree", "app.compare"),
     ("Stop training", "Checkpoint and stop the trainer (asks first)", "app.stop"),
     ("Resume from the last checkpoint", "Start a trainer for a crashed or stopped run", "app.resume_run"),
     ("New conversation", "Chat: forget the conversation so far", "app.chat_new"),
@@ -229,6 +243,74 @@ class WorkbenchApp(App):
             return
         await self.switch_mode("replay")
         await self.push_screen(EpisodeScreen(self.run_dir, episode_id))
+
+    # -- forensics: flags, re-runs, comparisons
+
+    def flag_episode(self, episode_id: int) -> None:
+        """Ask how to flag an episode of the current run, then store the flag in the run."""
+        self.run_worker(self._flag_episode(episode_id), group="flag")
+
+    async def _flag_episode(self, episode_id: int) -> None:
+        run_dir = self.run_dir
+        if run_dir is None:
+            return
+        try:
+            now = await asyncio.to_thread(current_flags, run_dir, episode_id)
+        except StoreError as exc:
+            self.notify(str(exc), title="Cannot flag", severity="error")
+            return
+        request = await self.push_screen_wait(FlagScreen(episode_id, now))
+        if request is not None:
+            await self.save_flag(run_dir, request)
+
+    async def save_flag(self, run_dir: Path, request: FlagRequest) -> None:
+        try:
+            message = await asyncio.to_thread(apply_flag, run_dir, request)
+        except (StoreError, ValueError) as exc:
+            self.notify(str(exc), title="Cannot flag", severity="error")
+            return
+        self.notify(message, title="Flag saved")
+        refresh = getattr(self.screen, "flags_changed", None)
+        if refresh is not None:
+            refresh()
+
+    def rerun_episode(self, episode_id: int) -> None:
+        """Pick a checkpoint, then show the stored episode and its re-run side by side."""
+        self.run_worker(self._rerun_episode(episode_id), group="rerun")
+
+    async def _rerun_episode(self, episode_id: int) -> None:
+        from workbench.app.screens.forensics import DiffScreen
+        from workbench.forensics_client import rerun_episode
+
+        run_dir = self.run_dir
+        if run_dir is None:
+            return
+        choices = await asyncio.to_thread(rerun_choices, run_dir, self.state in LIVE_STATES)
+        spec = await self.push_screen_wait(CheckpointScreen(f"Re-run episode #{episode_id} with…", choices))
+        if spec is None:
+            return
+        label = spec or "the weights that played it"
+        await self.push_screen(DiffScreen(f"episode #{episode_id} re-run with {label}",
+                                          partial(rerun_episode, run_dir, episode_id, spec or None)))
+
+    async def action_compare(self) -> None:
+        from trainer.curation import checkpoint_choices
+        from workbench.app.screens.forensics import CompareScreen
+
+        run_dir = self.run_dir
+        if run_dir is None:
+            self.notify("Open a run first (4: Runs)", severity="warning")
+            return
+        choices = await asyncio.to_thread(checkpoint_choices, run_dir)
+        if len(choices) < 2:
+            self.notify(f"{run_dir.name} has no checkpoint yet to compare with the base model", severity="warning")
+            return
+
+        async def chosen(answer: tuple[list[str], int | None] | None) -> None:
+            if answer is not None:
+                await self.push_screen(CompareScreen(run_dir, *answer))
+
+        await self.push_screen(CompareSetupScreen(choices, compare_preselection(choices)), chosen)
 
     # -- starting runs
 

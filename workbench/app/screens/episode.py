@@ -31,6 +31,8 @@ class EpisodeScreen(Screen):
         Binding("home", "token_edge(0)", "First token", show=False),
         Binding("end", "token_edge(1)", "Last token", show=False),
         Binding("m", "metric", "Metric"),
+        Binding("f", "flag", "Flag"),
+        Binding("x", "rerun", "Re-run"),
     ]
 
     def __init__(self, run_dir: Path, episode_id: int) -> None:
@@ -138,3 +140,9 @@ class EpisodeScreen(Screen):
     def action_metric(self) -> None:
         self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
         self.show_tokens()
+
+    def action_flag(self) -> None:
+        self.app.flag_episode(self.episode_id)
+
+    def action_rerun(self) -> None:
+        self.app.rerun_episode(self.episode_id)

@@ -29,6 +29,7 @@ class LiveScreen(WorkbenchScreen):
         Binding("e", "app.evaluate", "Evaluate"),
         Binding("x", "app.stop", "Stop"),
         Binding("R", "app.resume_run", "Resume from checkpoint"),
+        Binding("F", "flag", "Flag"),
     ]
 
     def __init__(self) -> None:
@@ -140,6 +141,13 @@ class LiveScreen(WorkbenchScreen):
         episode = self.query_one(TurnTable).episode_id_at_cursor()
         if episode is not None:
             self.wb.open_episode(episode)
+
+    def action_flag(self) -> None:
+        episode = self.query_one(TurnTable).episode_id_at_cursor()
+        if episode is None:
+            self.notify("No episode under the cursor to flag", severity="warning")
+            return
+        self.wb.flag_episode(episode)
 
     def on_turn_table_follow_changed(self, event: TurnTable.FollowChanged) -> None:
         self.query_one(TurnTable).border_subtitle = "following newest (f)" if event.follow else "follow off (f / end)"

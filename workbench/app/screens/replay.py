@@ -11,7 +11,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.worker import get_current_worker
 
-from trainer.store import PHASES, STATUSES, RunReader, StoreError
+from trainer.store import FLAG_KINDS, PHASES, STATUSES, RunReader, StoreError
 from workbench.app.screens.base import WorkbenchScreen
 from workbench.formatting import clean, signed, status_style
 from workbench.replay_query import ORDERS, Page, QueryError, ReplayQuery, fetch_page
@@ -35,6 +35,8 @@ class ReplayScreen(WorkbenchScreen):
         Binding("right_square_bracket", "page(1)", "Next page"),
         Binding("left_square_bracket", "page(-1)", "Prev page"),
         Binding("o", "cycle_order", "Order"),
+        Binding("f", "flag", "Flag"),
+        Binding("x", "rerun", "Re-run"),
         Binding("escape", "focus_table", "Table", show=False),
         Binding("r", "reload", "Reload", show=False),
     ]
@@ -58,6 +60,8 @@ class ReplayScreen(WorkbenchScreen):
                 id="f-status",
                 classes="f-select",
             )
+            yield Select([(f"flag {k}", k) for k in FLAG_KINDS] + [("any flag", "any")], prompt="flag",
+                         id="f-flag", classes="f-select")
             yield Input(placeholder="suite", id="f-suite", classes="f-narrow")
             yield Input(placeholder="reward ≥", id="f-min", classes="f-narrow")
             yield Input(placeholder="reward ≤", id="f-max", classes="f-narrow")
@@ -116,10 +120,10 @@ class ReplayScreen(WorkbenchScreen):
         table = self.query_one("#episodes", DataTable)
         table.clear()
         for row in page.rows:
-            table.add_row(episode_line(row), key=str(row.id))
+            table.add_row(episode_line(row, page.flags.get(row.id, ())), key=str(row.id))
         pager = Text(page.describe(), style="bold")
         pager.append(f" · {self.query_state.describe()} · {self.query_state.order} first", style="dim")
-        pager.append("   [ ] pages · o order · / search · enter opens", style="dim")
+        pager.append("   [ ] pages · o order · / search · enter opens · f flag · x re-run", style="dim")
         self.query_one("#pager", Static).update(pager)
 
     # -- filters
@@ -141,6 +145,8 @@ class ReplayScreen(WorkbenchScreen):
             self.query_state = self.query_state.with_(phase=value)
         elif event.select.id == "f-status":
             self.query_state = self.query_state.with_(status=value)
+        elif event.select.id == "f-flag":
+            self.query_state = self.query_state.with_(flagged=value)
         else:
             return
         self._schedule()
@@ -172,6 +178,27 @@ class ReplayScreen(WorkbenchScreen):
         self.page_no = 0
         self.load()
 
+    def _episode_at_cursor(self) -> int | None:
+        table = self.query_one("#episodes", DataTable)
+        if self.page is None or not self.page.rows or table.cursor_row < 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        return int(row_key.value) if row_key.value else None
+
+    def action_flag(self) -> None:
+        episode = self._episode_at_cursor()
+        if episode is not None:
+            self.wb.flag_episode(episode)
+
+    def action_rerun(self) -> None:
+        episode = self._episode_at_cursor()
+        if episode is not None:
+            self.wb.rerun_episode(episode)
+
+    def flags_changed(self) -> None:
+        """A flag was written: show it (the page keeps its place)."""
+        self.load()
+
     def action_focus_search(self) -> None:
         self.query_one("#f-search", Input).focus()
 
@@ -182,7 +209,7 @@ class ReplayScreen(WorkbenchScreen):
         self.load()
 
 
-_FIELDS = (("id", 7, ">"), ("iter", 5, ">"), ("phase", 7, "<"), ("suite", 9, "<"), ("outcome", 10, "<"),
+_FIELDS = (("flag", 4, "<"), ("id", 7, ">"), ("iter", 5, ">"), ("phase", 7, "<"), ("suite", 9, "<"), ("outcome", 10, "<"),
            ("last status", 16, "<"), ("reward", 7, ">"), ("turns", 5, ">"))
 
 
@@ -191,9 +218,16 @@ def episode_line_header() -> str:
     return " ".join(f"{name:{align}{width}}" for name, width, align in _FIELDS) + "  instruction"
 
 
-def episode_line(row) -> Text:
-    """One episode as one line of fixed-width fields, coloured by outcome and status."""
+FLAG_MARKS = {"good": ("+", "bold green"), "bad": ("-", "bold red"), "bug": ("!", "bold yellow")}
+
+
+def episode_line(row, flags=()) -> Text:
+    """One episode as one line of fixed-width fields, coloured by outcome and status; flags first."""
     text = Text(no_wrap=True, overflow="ellipsis")
+    for kind in FLAG_KINDS:
+        mark, style = FLAG_MARKS[kind]
+        text.append(mark if kind in flags else " ", style=style)
+    text.append(" ")
     text.append(f"{row.id:>7} {row.iteration:>5} {row.phase:<7} {row.suite[:9]:<9} ")
     text.append(f"{row.outcome[:10]:<10} ", style="bold green" if row.success else "")
     text.append(f"{(row.final_status or '—')[:16]:<16} ", style=status_style(row.final_status))
