@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -348,3 +349,16 @@ def test_the_recorded_run_is_small_and_complete():
         assert db.execute("SELECT count(*) FROM evals").fetchone()[0] >= 1
         assert db.execute("SELECT count(*) FROM checkpoints").fetchone()[0] >= 1
     assert list(SMALL_RUN.glob("checkpoints/*/adapter"))
+
+
+async def test_children_run_at_a_lower_priority_than_the_interface(tmp_path):
+    from workbench.runs import CHILD_NICENESS
+
+    children = Children()
+    child = await children._spawn("train", tmp_path / "run", [sys.executable, "-c", "import time; time.sleep(30)"],
+                                  "trainer.log")
+    try:
+        expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == expected
+    finally:
+        child.kill()

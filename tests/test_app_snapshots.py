@@ -84,3 +84,35 @@ def test_new_run_dialog(snap_compare, tmp_path: Path, monkeypatch):
         await pilot.pause(0.3)
 
     assert snap_compare(WorkbenchApp(runs_dir=Path("runs")), terminal_size=SIZE, run_before=opened)
+
+
+def test_flag_dialog(snap_compare, small_run: Path):
+    async def opened(pilot) -> None:
+        await _live_loaded(pilot)
+        await pilot.press("F")
+        await wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "FlagScreen", 10, "the dialog")
+        await pilot.press("shift+tab")  # off the note's blinking cursor
+        await pilot.pause(0.3)
+
+    assert snap_compare(WorkbenchApp(run_dir=Path("runs/small")), terminal_size=SIZE, run_before=opened)
+
+
+def test_diff_screen(snap_compare, small_run: Path):
+    """Two stored evaluation episodes side by side (what a comparison's disagreement opens)."""
+    from workbench.app.screens.forensics import DiffScreen
+    from workbench.forensics_client import stored_diff
+
+    with RunReader(small_run) as reader:
+        first, second = (row.id for row in reader.episodes(limit=2, phase="eval", order="oldest"))
+
+    async def opened(pilot) -> None:
+        await _live_loaded(pilot)
+
+        async def load():
+            return stored_diff(small_run, first, second, f"episode {first}", f"episode {second}")
+
+        await pilot.app.push_screen(DiffScreen("two evaluation episodes", load))
+        await wait_until(pilot, lambda: pilot.app.screen.diff is not None, 10, "the diff")
+        await pilot.pause(0.3)
+
+    assert snap_compare(WorkbenchApp(run_dir=Path("runs/small")), terminal_size=SIZE, run_before=opened)

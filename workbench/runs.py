@@ -4,6 +4,8 @@ The workbench never trains in its own process: a trainer is ``python -m trainer 
 started with :func:`asyncio.create_subprocess_exec` (``multiprocessing`` does not work inside a
 running Textual app), stdin closed, output appended to ``D/trainer.log``. It runs in its own session,
 so closing the workbench leaves a long run going; ``qwen-workbench open D`` attaches to it again.
+Children run at a lower CPU priority (``CHILD_NICENESS``): where the cores are few, a trainer that
+saturates them would otherwise starve the interface it is shown in; with idle cores it changes nothing.
 Chat with a run that has no trainer starts a policy process (``python -m trainer serve``) the same
 way; those are stopped when the workbench closes.
 
@@ -29,6 +31,7 @@ DEFAULT_RUNS_DIR = Path("runs")
 SERVE_LOG_NAME = "serve.log"
 SERVE_IDLE_EXIT_S = 900.0
 DEVICES = ("cpu", "auto", "cuda")
+CHILD_NICENESS = 5  # added to a child's nice value, right after it starts (before torch spawns threads)
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -129,6 +132,12 @@ def serve_command(run_dir: Path, checkpoint: str | None = None, idle_exit_s: flo
     if checkpoint:
         argv += ["--checkpoint", str(checkpoint)]
     return argv
+
+
+def lower_priority(pid: int, niceness: int = CHILD_NICENESS) -> None:
+    """Raise a child's nice value by ``niceness`` (best effort: some systems refuse, nothing breaks)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + niceness)
 
 
 def child_env() -> dict[str, str]:
@@ -253,6 +262,7 @@ class Children:
                 env=child_env(),
                 start_new_session=True,
             )
+        lower_priority(process.pid)
         child = Child(kind, run_dir, argv, process, log_path)
         self._children[(run_dir.resolve(), kind)] = child
         return child

@@ -27,7 +27,7 @@ from workbench.forensics_client import (
 from workbench.formatting import clean, signed, status_style
 
 DIFF_STYLE = "bold red"
-CALL_WIDTH = 44
+CALL_WIDTH = 36  # two calls, two statuses and two rewards fit in 140 columns
 
 
 class DiffScreen(Screen):
