@@ -41,10 +41,32 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class NewRunScreen(ModalScreen[NewRun | None]):
+class FormDialog(ModalScreen):
+    """A form: the ``SUBMIT_ID`` button, enter in a field or ctrl+s submits; escape or another button cancels."""
+
+    SUBMIT_ID = ""
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == self.SUBMIT_ID:
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self) -> None:
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        raise NotImplementedError
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NewRunScreen(FormDialog):
     """Model, preset, suites, device (and optional iterations / extra settings); defaults just work."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Start")]
+    SUBMIT_ID = "nr-start"
 
     def __init__(self, defaults: NewRun | None = None) -> None:
         super().__init__()
@@ -92,15 +114,6 @@ class NewRunScreen(ModalScreen[NewRun | None]):
             extra=value("#nr-extra"),
         )
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "nr-start":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self) -> None:
-        self.action_submit()
-
     def action_submit(self) -> None:
         form = self.form()
         try:
@@ -110,18 +123,16 @@ class NewRunScreen(ModalScreen[NewRun | None]):
             return
         self.dismiss(form)
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
 
 # Flags as the picker offers them: (label, kind); kind "" removes the episode's flags.
 FLAG_OPTIONS = (("good example", "good"), ("bad example", "bad"), ("bug", "bug"), ("remove its flags", ""))
 
 
-class FlagScreen(ModalScreen[FlagRequest | None]):
-    """Flag an episode: g good, b bad, u bug (or pick), an optional note, enter saves."""
+class FlagScreen(FormDialog):
+    """Flag an episode: pick good, bad or bug (or remove its flags), an optional note; enter saves."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Save")]
+    SUBMIT_ID = "flag-save"
 
     def __init__(self, episode_id: int, current: list[str] | None = None) -> None:
         super().__init__()
@@ -143,22 +154,10 @@ class FlagScreen(ModalScreen[FlagRequest | None]):
     def on_mount(self) -> None:
         self.query_one("#flag-note", Input).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "flag-save":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self) -> None:
-        self.action_submit()
-
     def action_submit(self) -> None:
         kind = self.query_one("#flag-kind", Select).value
         note = self.query_one("#flag-note", Input).value.strip() or None
         self.dismiss(FlagRequest(self.episode_id, "" if kind is Select.NULL else str(kind), note))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class CheckpointScreen(ModalScreen[str | None]):
@@ -189,10 +188,11 @@ class CheckpointScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class CompareSetupScreen(ModalScreen[tuple[list[str], int | None] | None]):
+class CompareSetupScreen(FormDialog):
     """Choose two or more checkpoints (space toggles) and how many held-out tasks to play."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Compare")]
+    SUBMIT_ID = "compare-go"
 
     def __init__(self, choices: list[str], preselected: list[str]) -> None:
         super().__init__()
@@ -213,15 +213,6 @@ class CompareSetupScreen(ModalScreen[tuple[list[str], int | None] | None]):
     def on_mount(self) -> None:
         self.query_one(SelectionList).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "compare-go":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def on_input_submitted(self) -> None:
-        self.action_submit()
-
     def action_submit(self) -> None:
         chosen = list(self.query_one(SelectionList).selected)
         text = self.query_one("#compare-n", Input).value.strip()
@@ -233,6 +224,3 @@ class CompareSetupScreen(ModalScreen[tuple[list[str], int | None] | None]):
             error.update("[red]tasks must be a whole number of at least 1[/]")
             return
         self.dismiss((chosen, int(text) if text else None))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
