@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select, SelectionList
-from wb_support import SIZE, settle, small_run_fixture, wait_until  # noqa: F401 - fixture
+from wb_support import SIZE, settle, small_run_fixture, texts, wait_until  # noqa: F401 - fixture
 
 from trainer.curation import checkpoint_for_iteration, trainer_argv
 from trainer.episode_diff import diff_episodes
@@ -23,10 +23,6 @@ from workbench.app.screens.replay import ReplayScreen
 from workbench.app.widgets.turn_table import TurnTable
 from workbench.curation_actions import FlagRequest, apply_flag, compare_preselection, rerun_choices
 from workbench.forensics_client import ForensicsFailed, disagreement_pair, run_json, side_cells
-
-
-def texts(app: WorkbenchApp, selector: str) -> str:
-    return str(app.screen.query_one(selector).render())
 
 
 def flags_of(run: Path) -> list[tuple[int, str, str | None]]:

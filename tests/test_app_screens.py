@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select, Switch
-from wb_support import SIZE, copy_run, settle, small_run_fixture, wait_until  # noqa: F401 - fixture
+from wb_support import SIZE, copy_run, settle, small_run_fixture, texts, wait_until  # noqa: F401 - fixture
 
 from trainer.store import RunReader
 from workbench.app import WorkbenchApp
@@ -17,10 +17,6 @@ from workbench.app.screens.live import LiveScreen
 from workbench.app.screens.replay import ReplayScreen
 from workbench.app.screens.runs import RunsScreen
 from workbench.app.widgets.turn_table import TurnTable
-
-
-def texts(app: WorkbenchApp, selector: str) -> str:
-    return str(app.screen.query_one(selector).render())
 
 
 async def test_empty_runs_folder_lands_on_one_obvious_action(tmp_path):

@@ -37,6 +37,11 @@ _CORPUS = [
 ] * 10
 
 
+def texts(app, selector: str) -> str:
+    """What the widget matching ``selector`` on the app's current screen renders, as plain text."""
+    return str(app.screen.query_one(selector).render())
+
+
 def copy_run(root: Path, source: Path = SMALL_RUN, name: str = "small") -> Path:
     """A private copy of a recorded run under ``root/runs/`` (tests never touch the repo's files)."""
     target = root / "runs" / name

@@ -1,11 +1,13 @@
-"""What the app's flag and checkpoint pickers do, torch-free and Textual-free (tests call these)."""
+"""What the app's flag and checkpoint pickers do, torch-free and Textual-free (tests call these).
+
+trainer.curation (and with it the task model) is imported where it is used: the dialogs import this
+module at start-up, and the app should not pay for curation before the first flag or re-run.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from trainer.curation import checkpoint_choices, episode_flags, flag_episode, unflag_episode
 
 PLAYED_IT = "played-it"  # the picker's id for "the weights that played the episode"
 
@@ -21,6 +23,8 @@ class FlagRequest:
 
 def apply_flag(run_dir: Path, request: FlagRequest) -> str:
     """Write (or remove) the flag; returns the one line to tell the user. Blocking (a short transaction)."""
+    from trainer.curation import flag_episode, unflag_episode
+
     if not request.kind:
         removed = unflag_episode(run_dir, request.episode_id)
         return f"episode #{request.episode_id}: {removed} flag(s) removed"
@@ -31,6 +35,8 @@ def apply_flag(run_dir: Path, request: FlagRequest) -> str:
 
 def current_flags(run_dir: Path, episode_id: int) -> list[str]:
     """The kinds an episode is flagged with now (for the dialog's "flagged now" line)."""
+    from trainer.curation import episode_flags
+
     return [flag.kind for flag in episode_flags(run_dir, episode_id)]
 
 
@@ -40,6 +46,8 @@ def rerun_choices(run_dir: Path, live: bool) -> list[tuple[str, str]]:
     The live policy is the trainer's newest checkpoint ("latest"): a trainer's weights live in its
     own process, so a re-run reads what it last saved (press k on Live first for a fresh one).
     """
+    from trainer.curation import checkpoint_choices
+
     choices = [("the weights that played it (reproduces an eval episode)", ""), ("base model", "base")]
     checkpoints = [name for name in checkpoint_choices(run_dir) if name != "base"]
     if checkpoints:
