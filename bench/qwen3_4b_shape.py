@@ -62,7 +62,7 @@ def main() -> None:
     config = load_config(preset_name="qwen3-4b-gpu", overrides=[
         f"model.name={work / 'model'}", f"rollout.batch_size={args.episodes}",
         f"rollout.max_new_tokens={args.max_new_tokens}", "task.max_turns=2", "eval.every=0", "checkpoint.every=0",
-        "run.iterations=1", "checkpoint.save_final=false"])
+        "run.iterations=1", "optim.warmup_iterations=0", "checkpoint.save_final=false"])
     trainer = Trainer(config, work / "run", echo=lambda line: print(line, flush=True))
     load_mem = torch.cuda.max_memory_allocated()
     try:
