@@ -3,7 +3,7 @@
 #
 #   bash bench/gpu_check.sh        -> logs and JSON in $OUT (or ./gpu-check-out)
 #
-# Packages the GPU image lacks (bitsandbytes, mcp and its needs, gymnasium) or has at other versions
+# Packages the GPU image lacks (bitsandbytes, mcp and its needs such as cryptography, gymnasium) or has at other versions
 # (transformers, peft, tokenizers, huggingface_hub) travel as wheels in .whl/, fetched beforehand with
 # bench/gpu_wheels.sh; torch itself is the image's. Each step has its own time limit and log, so one
 # failing step still leaves the others' results.

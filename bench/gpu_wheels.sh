@@ -9,7 +9,7 @@ grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >>.git/info/exc
 names="bitsandbytes mcp mcp-types httpx2 httpcore2 truststore opentelemetry-api pydantic pydantic_core
   typing-inspection annotated-types PyJWT python-multipart sse-starlette starlette uvicorn jsonschema
   jsonschema-specifications referencing rpds-py gymnasium farama-notifications transformers huggingface_hub
-  peft tokenizers anyio typing_extensions h11 pytest-asyncio"
+  peft tokenizers anyio typing_extensions h11 pytest-asyncio cryptography cffi pycparser"
 pins=()
 for name in $names; do
   version=$(python3 -m pip show "$name" 2>/dev/null | awk '/^Version/{print $2}')
@@ -17,7 +17,7 @@ for name in $names; do
   pins+=("$name==$version")
 done
 platforms=()
-for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64; do
+for p in manylinux_2_34_x86_64 manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64; do
   platforms+=(--platform "$p")
 done
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -33,6 +33,7 @@ QWEN3_4B = dict(hidden_size=2560, num_hidden_layers=36, num_attention_heads=32, 
 
 
 def write_random_model(folder: Path, layers: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     tiny = asset_path("tiny-qwen3")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
         if (tiny / name).exists():
