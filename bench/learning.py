@@ -70,7 +70,9 @@ def main() -> None:
         "iteration_time_split_s": {"rollout": mean("rollout_time_s"), "reference_and_value": mean("ref_value_time_s"),
                                    "update": mean("update_time_s"), "total": mean("step_time_s")},
         "train_curve": [{"iteration": i, "success_rate": round(m["success_rate"], 3),
-                         "mean_return": round(m["mean_return"], 3), "kl": round(m["kl"], 4)}
+                         "mean_return": round(m["mean_return"], 3), "kl": round(m["kl"], 4),
+                         "clip_fraction": round(m["clip_fraction"], 4),
+                         "explained_variance": round(m["explained_variance"], 3)}
                         for i, m in enumerate(iterations)],
         "run_dir": str(run_dir),
     }, indent=2))

@@ -75,3 +75,16 @@ def test_the_bootstrap_recipe_is_deterministic(tmp_path):
         assert json.loads((folder / "recipe.json").read_text()) == asdict(recipe)
     assert digests[0] == digests[1]
     assert bootstrap(recipe, tmp_path / "a") == tmp_path / "a"  # current: not rebuilt
+
+
+
+def test_demonstrations_played_on_several_processes_equal_one_process():
+    from dataclasses import replace
+
+    from trainer.bootstrap import collect_demonstrations
+
+    recipe = replace(BootstrapRecipe(), episodes=120)
+    serial = collect_demonstrations(recipe, workers=1)
+    parallel = collect_demonstrations(recipe, workers=2)
+    assert len(serial) == 120
+    assert [asdict(d) for d in parallel] == [asdict(d) for d in serial]

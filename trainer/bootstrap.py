@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import random
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +42,13 @@ class Demonstration:
     turns: list[tuple[str, list[str]]]
 
 
-def collect_demonstrations(recipe: BootstrapRecipe) -> list[Demonstration]:
-    """Play each sampled task's reference calls in the environment and keep the conversation."""
-    env = MCPGymEnv(suite=recipe.suite, split="train")
+def _play_references(suite: str, seeds: list[int]) -> list[Demonstration]:
+    """Play each seeded task's reference calls in the environment and keep the conversation."""
+    env = MCPGymEnv(suite=suite, split="train")
     demos = []
     try:
-        for index in range(recipe.episodes):
-            observation, info = env.reset(seed=recipe.seed * 1_000_003 + index)
+        for seed in seeds:
+            observation, info = env.reset(seed=seed)
             turns = []
             for call in info["task"].reference_calls:
                 text = tool_call_text(call.name, call.arguments)
@@ -57,6 +60,24 @@ def collect_demonstrations(recipe: BootstrapRecipe) -> list[Demonstration]:
     finally:
         env.close()
     return demos
+
+
+def collect_demonstrations(recipe: BootstrapRecipe, workers: int | None = None) -> list[Demonstration]:
+    """The recipe's demonstrations, in seed order, played by ``workers`` processes (one per core).
+
+    Each episode depends on its seed alone, so splitting the seeds into contiguous ranges and joining
+    the results in order gives exactly what one process would.
+    """
+    seeds = [recipe.seed * 1_000_003 + index for index in range(recipe.episodes)]
+    workers = workers or min(os.cpu_count() or 1, 4)
+    if workers <= 1 or len(seeds) < 100:
+        return _play_references(recipe.suite, seeds)
+    bounds = [len(seeds) * k // workers for k in range(workers + 1)]
+    ranges = [seeds[bounds[k] : bounds[k + 1]] for k in range(workers)]
+    # spawn, not fork: the parent already runs the environment's event-loop thread
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = pool.map(_play_references, [recipe.suite] * workers, ranges)
+        return [demo for part in parts for demo in part]
 
 
 def render_demonstration(tokenizer: Any, demo: Demonstration, *, short: bool = False) -> tuple[list[str], list[bool]]:

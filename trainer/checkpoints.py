@@ -67,6 +67,11 @@ def load_checkpoint(path: Path, model: torch.nn.Module, value_head: torch.nn.Mod
 
         weights = load_file(str(path / "adapter" / "adapter_model.safetensors"))
         set_peft_model_state_dict(model, weights)
+        # Further adapters (the separate critic's) are saved by PEFT in sub-folders named after them.
+        for name in getattr(model, "peft_config", {}):
+            extra = path / "adapter" / name / "adapter_model.safetensors"
+            if name != "default" and extra.is_file():
+                set_peft_model_state_dict(model, load_file(str(extra)), adapter_name=name)
     else:
         from transformers import AutoModelForCausalLM
 

@@ -11,10 +11,12 @@ Read top to bottom, one iteration is:
    L = L_clip + vf_coef * L_value - ent_coef * H with global gradient-norm clipping; a step whose
    loss is not finite is skipped with a warning.
 
-The critic is "shared": a float32 linear value head reads the policy's own (LoRA-adapted) hidden
-states, so one forward pass gives both log-probs and values. Cost: value gradients also flow into the
-policy's adapter (the two objectives share capacity), in exchange for no second adapter and no second
-forward pass — half the activation memory of a separate critic, which matters for Qwen3-4B on 24 GB.
+The critic is a float32 linear value head. "shared" (the default): it reads the policy's own
+(LoRA-adapted) hidden states, so one forward pass gives both log-probs and values. Cost: value
+gradients also flow into the policy's adapter (the two objectives share capacity), in exchange for no
+second adapter and no second forward pass. "separate": the head reads the hidden states of a second
+LoRA adapter ("critic") on the same frozen base; the policy's features are its own, at the price of a
+second forward and backward pass per minibatch and a second adapter's weights and optimizer state.
 """
 
 from __future__ import annotations
@@ -101,6 +103,28 @@ def _head_chunk(head: nn.Module, temperature: float, hidden: torch.Tensor, targe
     return logprob, entropy
 
 
+def _action_states(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Final hidden states at the positions that predict action tokens, and where those tokens are.
+
+    Token t is predicted from the hidden state at t-1, so that state also carries V(s_t).
+    Returns ``(states [N, H], rows [N], columns [N])`` with the action tokens at ``(rows, columns + 1)``.
+    """
+    hidden = unwrap(model).get_decoder()(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=position_ids_from_mask(batch.attention_mask),
+        use_cache=False,
+    ).last_hidden_state
+    rows, columns = batch.action_mask[:, 1:].bool().nonzero(as_tuple=True)
+    return hidden[rows, columns], rows, columns
+
+
+def _scatter(batch: Batch, rows: torch.Tensor, columns: torch.Tensor, pieces: list[torch.Tensor]) -> torch.Tensor:
+    """Per-action-token values laid out as [B, T] (zero elsewhere)."""
+    zeros = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=batch.input_ids.device)
+    return zeros.index_put((rows, columns + 1), torch.cat(pieces).float()) if pieces else zeros
+
+
 def forward_actions(
     model: nn.Module,
     value_head: ValueHead | None,
@@ -111,20 +135,12 @@ def forward_actions(
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Log-probs, values and entropies of the action tokens, [B, T] each (zero elsewhere).
 
-    Token t is predicted from the hidden state at t-1, so that state also carries V(s_t). The
-    vocabulary projection runs only on action positions, in chunks, recomputed in the backward pass.
+    The vocabulary projection runs only on action positions, in chunks, recomputed in the backward
+    pass. Values come from the same hidden states (the shared critic); ``value_head=None`` skips them.
     """
-    network = unwrap(model)
-    hidden = network.get_decoder()(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=position_ids_from_mask(batch.attention_mask),
-        use_cache=False,
-    ).last_hidden_state
-    rows, columns = batch.action_mask[:, 1:].bool().nonzero(as_tuple=True)
-    states = hidden[rows, columns]
+    states, rows, columns = _action_states(model, batch)
     targets = batch.input_ids[rows, columns + 1]
-    head = network.get_output_embeddings()
+    head = unwrap(model).get_output_embeddings()
     logprob_pieces, entropy_pieces = [], []
     for start in range(0, targets.shape[0], chunk_size):
         piece = (states[start : start + chunk_size], targets[start : start + chunk_size])
@@ -134,14 +150,14 @@ def forward_actions(
             logprob, entropy = _head_chunk(head, temperature, *piece)
         logprob_pieces.append(logprob)
         entropy_pieces.append(entropy)
-    place = (rows, columns + 1)
-    zeros = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=hidden.device)
-    logprobs = zeros.index_put(place, torch.cat(logprob_pieces)) if logprob_pieces else zeros
-    entropies = zeros.index_put(place, torch.cat(entropy_pieces)) if entropy_pieces else zeros
-    values = None
-    if value_head is not None:
-        values = zeros.index_put(place, value_head(states)) if len(rows) else zeros
-    return logprobs, values, entropies
+    values = _scatter(batch, rows, columns, [value_head(states)]) if value_head is not None else None
+    return _scatter(batch, rows, columns, logprob_pieces), values, _scatter(batch, rows, columns, entropy_pieces)
+
+
+def forward_values(model: nn.Module, value_head: ValueHead, batch: Batch) -> torch.Tensor:
+    """V(s_t) at every action token, [B, T] (zero elsewhere), with no vocabulary projection at all."""
+    states, rows, columns = _action_states(model, batch)
+    return _scatter(batch, rows, columns, [value_head(states)])
 
 
 def adapters_disabled(model: nn.Module):
@@ -150,17 +166,51 @@ def adapters_disabled(model: nn.Module):
     return disable() if callable(disable) else contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def adapter_active(model: nn.Module, name: str):
+    """Run with the LoRA adapter ``name`` active (the separate critic's), then switch back.
+
+    peft's ``set_adapter`` also freezes the adapters it deactivates; every adapter stays trainable
+    here, since only the active one takes part in a forward pass anyway.
+    """
+    previous = model.active_adapter
+    model.set_adapter(name)
+    model.set_requires_grad(list(model.peft_config), requires_grad=True)
+    try:
+        yield
+    finally:
+        model.set_adapter(previous)
+        model.set_requires_grad(list(model.peft_config), requires_grad=True)
+
+
+def critic_values(model: nn.Module, value_head: ValueHead, batch: Batch, critic_adapter: str | None,
+                  temperature: float) -> torch.Tensor:
+    """V(s_t) from the separate critic adapter, or (shared critic) from the policy's own pass."""
+    if critic_adapter is None:
+        return forward_actions(model, value_head, batch, temperature=temperature)[1]
+    with adapter_active(model, critic_adapter):
+        return forward_values(model, value_head, batch)
+
+
 @torch.no_grad()
-def score(model: nn.Module, value_head: ValueHead, batch: Batch, temperature: float, micro_batch: int) -> None:
-    """Fill ``ref_logprobs`` (adapters off) and ``old_values`` (adapters on), micro-batch by micro-batch."""
+def score(model: nn.Module, value_head: ValueHead, batch: Batch, temperature: float, micro_batch: int, *,
+          reference: nn.Module | None = None, critic_adapter: str | None = None) -> None:
+    """Fill ``ref_logprobs`` and ``old_values``, micro-batch by micro-batch.
+
+    The reference is the frozen base (the policy with its adapters disabled), or ``reference`` when
+    the policy has no adapters (a full fine-tune keeps a frozen copy of its starting weights).
+    """
     refs, values = [], []
     for start in range(0, batch.input_ids.shape[0], micro_batch):
         rows = torch.arange(start, min(start + micro_batch, batch.input_ids.shape[0]), device=batch.input_ids.device)
         part = batch.select(rows)
         pad = batch.input_ids.shape[1] - part.input_ids.shape[1]
-        with adapters_disabled(model):
-            ref, _, _ = forward_actions(model, None, part, temperature=temperature)
-        _, value, _ = forward_actions(model, value_head, part, temperature=temperature)
+        if reference is not None:
+            ref, _, _ = forward_actions(reference, None, part, temperature=temperature)
+        else:
+            with adapters_disabled(model):
+                ref, _, _ = forward_actions(model, None, part, temperature=temperature)
+        value = critic_values(model, value_head, part, critic_adapter, temperature)
         refs.append(nn.functional.pad(ref, (0, pad)))
         values.append(nn.functional.pad(value, (0, pad)))
     batch.ref_logprobs = torch.cat(refs)
@@ -197,8 +247,14 @@ def update(
     config: Any,
     generator: torch.Generator,
     temperature: float,
+    critic_adapter: str | None = None,
 ) -> UpdateStats:
-    """Several epochs of clipped-PPO minibatch steps over the episodes of ``batch``."""
+    """Several epochs of clipped-PPO minibatch steps over the episodes of ``batch``.
+
+    With a separate critic the policy and value losses are back-propagated one after the other, each
+    while its own adapter is active: activation checkpointing recomputes a forward pass during the
+    backward pass, and that recomputation must see the adapter the forward pass saw.
+    """
     ppo, optim = config.ppo, config.optim
     params = [p for group in optimizer.param_groups for p in group["params"]]
     sums = UpdateStats()
@@ -216,17 +272,34 @@ def update(
                 micro = minibatch.select(torch.arange(start, min(start + ppo.micro_batch_size, len(rows)),
                                                       device=rows.device))
                 weight = micro.action_mask.sum() / tokens
-                logprobs, values, entropy = forward_actions(model, value_head, micro, temperature=temperature)
+                shared = critic_adapter is None
+                logprobs, values, entropy = forward_actions(model, value_head if shared else None, micro,
+                                                            temperature=temperature)
                 mask = micro.action_mask
                 pl, clip_fraction, approx_kl = ppo_core.policy_loss(logprobs, micro.old_logprobs, micro.advantages,
                                                                     mask, ppo.clip_eps)
-                vl, _ = ppo_core.value_loss(values, micro.old_values, micro.returns, mask, ppo.clip_value)
                 ent = ppo_core.masked_mean(entropy, mask)
-                loss = (pl + ppo.vf_coef * vl - ppo.ent_coef * ent) * weight
-                if not ppo_core.is_finite_loss(loss):
-                    finite = False
-                    break
-                loss.backward()
+                if shared:
+                    vl, _ = ppo_core.value_loss(values, micro.old_values, micro.returns, mask, ppo.clip_value)
+                    loss = (pl + ppo.vf_coef * vl - ppo.ent_coef * ent) * weight
+                    if not ppo_core.is_finite_loss(loss):
+                        finite = False
+                        break
+                    loss.backward()
+                else:
+                    policy_part = (pl - ppo.ent_coef * ent) * weight
+                    if not ppo_core.is_finite_loss(policy_part):
+                        finite = False
+                        break
+                    policy_part.backward()
+                    with adapter_active(model, critic_adapter):
+                        values = forward_values(model, value_head, micro)
+                        vl, _ = ppo_core.value_loss(values, micro.old_values, micro.returns, mask, ppo.clip_value)
+                        value_part = ppo.vf_coef * vl * weight
+                        if not ppo_core.is_finite_loss(value_part):
+                            finite = False
+                            break
+                        value_part.backward()
                 w = float(weight)
                 step.policy_loss += float(pl.detach()) * w
                 step.value_loss += float(vl.detach()) * w

@@ -8,6 +8,7 @@ the same iterations as one that was never interrupted.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -23,11 +24,19 @@ from trainer.config import Config
 from trainer.env import MCPGymEnv
 from trainer.evaluation import evaluate, summarise
 from trainer.model_loading import LoraSettings, Policy, load_policy
-from trainer.ppo_core import explained_variance, lr_schedule, masked_mean
+from trainer.ppo_core import (
+    AdaptiveKLController,
+    FixedKLController,
+    explained_variance,
+    lr_schedule,
+    masked_mean,
+)
 from trainer.rollout import EpisodeRollout, SamplingSettings, play_episodes
 from trainer.store import EpisodeEntry, RunStore, TurnTokens, collect_tool_stats
 
 log = logging.getLogger(__name__)
+
+CRITIC_ADAPTER = "critic"  # the second LoRA adapter of model.critic = "separate"
 
 
 class StopRequested(Exception):
@@ -57,6 +66,14 @@ class Trainer:
         torch.manual_seed(config.run.seed)
         self.policy = self._load_policy()
         self.model = self.policy.model
+        self.critic_adapter = self._add_critic_adapter()
+        # With LoRA the reference is the base with the adapters disabled; a full fine-tune has no
+        # adapters to disable, so it keeps a frozen copy of its starting weights instead.
+        self.reference = None if config.lora.enabled else copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.kl_controller = (
+            AdaptiveKLController(config.ppo.kl_coef, config.ppo.kl_target, config.ppo.kl_horizon)
+            if config.ppo.adaptive_kl else FixedKLController(config.ppo.kl_coef)
+        )
         hidden = ppo.unwrap(self.model).config.hidden_size
         self.value_head = ppo.ValueHead(hidden).to(self.policy.device)
         self.optimizer = self._optimizer()
@@ -79,6 +96,16 @@ class Trainer:
                                     target_modules=targets if targets == "all-linear" else tuple(targets.split(",")))
         return load_policy(model.name, device=model.device, quantize_4bit=model.quantize_4bit, lora=settings,
                            gradient_checkpointing=model.gradient_checkpointing, thinking=model.thinking)
+
+    def _add_critic_adapter(self) -> str | None:
+        """For ``model.critic = "separate"``: a second LoRA adapter, configured like the policy's."""
+        if self.config.model.critic != "separate":
+            return None
+        settings = copy.deepcopy(self.model.peft_config["default"])
+        self.model.add_adapter(CRITIC_ADAPTER, settings)
+        self.model.set_adapter("default")
+        self.model.set_requires_grad(["default", CRITIC_ADAPTER], requires_grad=True)
+        return CRITIC_ADAPTER
 
     def _optimizer(self) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -111,6 +138,7 @@ class Trainer:
         loaded = load_checkpoint(path, self.model, self.value_head, self.optimizer, self.scheduler)
         self.iteration = loaded.iteration
         self.best_success = loaded.state.get("best_success")
+        self.kl_controller.value = float(loaded.state.get("kl_coef", self.kl_controller.value))
         self.store.discard_after(self.iteration - 1)  # the iterations after the checkpoint are redone
         self.echo(f"resumed from {path.name}: continuing at iteration {self.iteration}")
 
@@ -163,8 +191,9 @@ class Trainer:
 
         tick = time.perf_counter()
         batch = ppo.collate(rollouts, self.policy.pad_token_id, self.policy.device)
-        ppo.score(self.model, self.value_head, batch, config.rollout.temperature, config.ppo.micro_batch_size)
-        kl_coef = config.ppo.kl_coef
+        ppo.score(self.model, self.value_head, batch, config.rollout.temperature, config.ppo.micro_batch_size,
+                  reference=self.reference, critic_adapter=self.critic_adapter)
+        kl_coef = self.kl_controller.value
         ppo.advantages(batch, kl_kind=config.ppo.kl_kind, kl_coef=kl_coef, gamma=config.ppo.gamma,
                        lam=config.ppo.lam, whiten=config.ppo.whiten_advantages)
         score_s = time.perf_counter() - tick
@@ -175,7 +204,7 @@ class Trainer:
         if config.model.gradient_checkpointing:
             ppo.unwrap(self.model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         update = ppo.update(self.model, self.value_head, self.optimizer, batch, config, generator,
-                            config.rollout.temperature)
+                            config.rollout.temperature, critic_adapter=self.critic_adapter)
         self.model.eval()
         self.scheduler.step()
         update_s = time.perf_counter() - tick
@@ -184,6 +213,7 @@ class Trainer:
                            stats.generation_s, stats.wall_s)
         mask = batch.action_mask
         episode_kl = float((batch.kl * mask).sum(dim=1).mean())
+        self.kl_controller.update(episode_kl, len(rollouts))  # beta for the next iteration
         metrics = {
             "mean_return": report.mean_return,
             "success_rate": report.success_rate,
@@ -309,7 +339,8 @@ class Trainer:
         return report.to_dict()
 
     def checkpoint(self) -> Path:
-        state = {"best_success": self.best_success, "config": self.config.to_dict()}
+        state = {"best_success": self.best_success, "kl_coef": self.kl_controller.value,
+                 "config": self.config.to_dict()}
         path = save_checkpoint(self.store.checkpoints_dir, self.iteration, self.model, self.value_head,
                                self.optimizer, self.scheduler, state)
         report = getattr(self, "last_eval", None)
