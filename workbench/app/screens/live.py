@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from trainer.store import STATUSES
@@ -16,11 +16,13 @@ from workbench.app.widgets.turn_table import TurnTable
 from workbench.charts import Series
 from workbench.live_feed import FeedUpdate
 
+FOLLOW_TEXT = {True: "following newest (f)", False: "follow off (f / end: newest)"}
+
 
 class LiveScreen(WorkbenchScreen):
-    _shown_message: str | None = ""
-
     """Turn table on the left; return/success, status shares, KL/entropy and tool health on the right."""
+
+    _shown_message: str | None = ""
 
     BINDINGS = [
         Binding("s", "app.new_run", "Start"),
@@ -32,13 +34,14 @@ class LiveScreen(WorkbenchScreen):
         Binding("F", "flag", "Flag"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-
     def compose(self) -> ComposeResult:
         yield StatusBar(id="live-status")
         with Horizontal(id="live-body"):
-            yield TurnTable(id="turns")
+            with Vertical(id="live-turns"):
+                yield TurnTable(id="turns")
+                # Follow mode is shown beside the table, not in its border: a border change repaints
+                # every visible row, a one-line label repaints one line.
+                yield Static(FOLLOW_TEXT[True], id="follow-state")
             with VerticalScroll(id="live-side"):
                 yield LineChart("mean return", id="chart-return")
                 yield LineChart("success rate", y_range=(0.0, 1.0), id="chart-success")
@@ -150,4 +153,4 @@ class LiveScreen(WorkbenchScreen):
         self.wb.flag_episode(episode)
 
     def on_turn_table_follow_changed(self, event: TurnTable.FollowChanged) -> None:
-        self.query_one(TurnTable).border_subtitle = "following newest (f)" if event.follow else "follow off (f / end)"
+        self.query_one("#follow-state", Static).update(FOLLOW_TEXT[event.follow])

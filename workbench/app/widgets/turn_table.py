@@ -1,7 +1,7 @@
 """The Live screen's table: one row per turn, grouped by episode, the four parts side by side.
 
 Rows are pre-wrapped to their column widths (workbench.formatting), so each row's height is known
-and DataTable only paints the rows in view. Only the newest ``max_episodes`` episodes are kept.
+and DataTable only paints the rows in view. Only about the newest ``max_episodes`` episodes are kept.
 
 Follow mode keeps the newest turn in view. Moving the cursor up or scrolling up with the mouse
 turns it off; going back to the last row (``end``) or pressing ``f`` turns it on again.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 from rich.text import Text
 from textual.binding import Binding
@@ -35,7 +36,7 @@ class TurnTable(DataTable):
         Binding("f", "toggle_follow", "Follow"),
     ]
 
-    follow: reactive[bool] = reactive(True)
+    follow: reactive[bool] = reactive(True, repaint=False)  # shown beside the table, not in it
 
     class FollowChanged(Message):
         def __init__(self, follow: bool) -> None:
@@ -96,6 +97,36 @@ class TurnTable(DataTable):
 
     def _add(self, views: list[EpisodeView], remember: bool) -> None:
         assert self._widths is not None
+        with self._keeping_render_caches():
+            self._append(views, remember)
+        # Trim in steps, not one episode per update: a removal shifts every row, which re-renders
+        # every visible cell, so it should happen every few dozen episodes, not on every poll.
+        if len(self._episodes) > self.max_episodes + self.max_episodes // 5:
+            while len(self._episodes) > self.max_episodes:
+                _, keys = self._episodes.popleft()
+                for key in keys:
+                    self.remove_row(key)
+        if self.follow:
+            self._to_newest()
+
+    @contextmanager
+    def _keeping_render_caches(self):
+        """Append rows without throwing away the rendered cells of the rows already there.
+
+        DataTable keys its render caches on a counter that every ``add_row`` bumps, so each batch of
+        new episodes re-rendered every visible cell (tens of milliseconds for a screen of turns, the
+        tail of key-press latency beside a trainer). Rows appended below the others change no cell or
+        line above them, so the counter is put back; only the row-offset table, which does change, is
+        rebuilt. Removals and column changes still bump it as DataTable intends.
+        """
+        count = getattr(self, "_update_count", None)
+        offsets = getattr(self, "_offset_cache", None)
+        yield
+        if isinstance(count, int) and offsets is not None and hasattr(offsets, "clear"):
+            self._update_count = count
+            offsets.clear()
+
+    def _append(self, views: list[EpisodeView], remember: bool) -> None:
         for view in views:
             if remember:
                 self._views.append(view)
@@ -111,12 +142,6 @@ class TurnTable(DataTable):
                 self.add_row(label, *cells.as_tuple(), height=height, key=key)
                 keys.append(key)
             self._episodes.append((view.row.id, keys))
-        while len(self._episodes) > self.max_episodes:
-            _, keys = self._episodes.popleft()
-            for key in keys:
-                self.remove_row(key)
-        if self.follow:
-            self._to_newest()
 
     def _to_newest(self) -> None:
         if self.row_count:
