@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def main() -> None:
         f"model.name={work / 'model'}", f"rollout.batch_size={args.episodes}",
         f"rollout.max_new_tokens={args.max_new_tokens}", "task.max_turns=2", "eval.every=0", "checkpoint.every=0",
         "run.iterations=1", "optim.warmup_iterations=0", "checkpoint.save_final=false"])
-    trainer = Trainer(config, work / "run", echo=lambda line: print(line, flush=True))
+    trainer = Trainer(config, work / "run", echo=lambda line: print(line, flush=True, file=sys.stderr))
     load_mem = torch.cuda.max_memory_allocated()
     try:
         metrics = trainer.train_iteration()
