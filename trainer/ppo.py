@@ -183,11 +183,10 @@ def adapter_active(model: nn.Module, name: str):
         model.set_requires_grad(list(model.peft_config), requires_grad=True)
 
 
-def critic_values(model: nn.Module, value_head: ValueHead, batch: Batch, critic_adapter: str | None,
-                  temperature: float) -> torch.Tensor:
-    """V(s_t) from the separate critic adapter, or (shared critic) from the policy's own pass."""
+def critic_values(model: nn.Module, value_head: ValueHead, batch: Batch, critic_adapter: str | None) -> torch.Tensor:
+    """V(s_t) from the separate critic adapter, or (shared critic) from the policy's own states."""
     if critic_adapter is None:
-        return forward_actions(model, value_head, batch, temperature=temperature)[1]
+        return forward_values(model, value_head, batch)
     with adapter_active(model, critic_adapter):
         return forward_values(model, value_head, batch)
 
@@ -210,7 +209,7 @@ def score(model: nn.Module, value_head: ValueHead, batch: Batch, temperature: fl
         else:
             with adapters_disabled(model):
                 ref, _, _ = forward_actions(model, None, part, temperature=temperature)
-        value = critic_values(model, value_head, part, critic_adapter, temperature)
+        value = critic_values(model, value_head, part, critic_adapter)
         refs.append(nn.functional.pad(ref, (0, pad)))
         values.append(nn.functional.pad(value, (0, pad)))
     batch.ref_logprobs = torch.cat(refs)

@@ -108,6 +108,31 @@ class TurnTable(DataTable):
                     self.remove_row(key)
         if self.follow:
             self._to_newest()
+        else:
+            self._warm([key for _, keys in list(self._episodes)[-len(views):] for key in keys])
+
+    def _warm(self, keys: list[str]) -> None:
+        """Render the cells of rows appended below the view while the user looks elsewhere, a row at a
+        time between other messages, so that ``f`` (back to the newest) paints from the cache instead
+        of drawing every new cell in the frame that answers the key. Best effort: it leans on
+        DataTable's line renderer and does nothing where that is not there."""
+        render = getattr(self, "_render_line", None)
+        if not keys or render is None or self.follow:
+            return
+        wanted = set(keys)
+        first_lines = {}
+        for line, (row_key, offset) in enumerate(self._y_offsets):
+            if offset == 0 and row_key.value in wanted:
+                first_lines[row_key.value] = line + (self.header_height if self.show_header else 0)
+
+        def warm_one(remaining: list[int]) -> None:
+            if not remaining or self.follow:
+                return
+            scroll_x = self.scroll_offset.x
+            render(remaining[0], scroll_x, scroll_x + self.size.width, self.rich_style)
+            self.call_later(warm_one, remaining[1:])
+
+        self.call_later(warm_one, list(first_lines.values()))
 
     @contextmanager
     def _keeping_render_caches(self):
