@@ -13,11 +13,7 @@ OUT="${OUT:-$PWD/sweep-out}"
 work=$(mktemp -d)
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    >"$work/install.log" 2>&1 || tail -5 "$work/install.log"
-  export PYTHONPATH="/tmp/site:$PWD"
-fi
+source bench/use_wheels.sh "$work/install.log"
 while read -r name overrides; do
   case "$name" in ""|\#*) continue ;; esac
   args=()

@@ -77,7 +77,6 @@ def test_the_bootstrap_recipe_is_deterministic(tmp_path):
     assert bootstrap(recipe, tmp_path / "a") == tmp_path / "a"  # current: not rebuilt
 
 
-
 def test_demonstrations_played_on_several_processes_equal_one_process():
     from dataclasses import replace
 

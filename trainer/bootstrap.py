@@ -70,7 +70,7 @@ def collect_demonstrations(recipe: BootstrapRecipe, workers: int | None = None) 
     """
     seeds = [recipe.seed * 1_000_003 + index for index in range(recipe.episodes)]
     workers = workers or min(os.cpu_count() or 1, 4)
-    if workers <= 1 or len(seeds) < 100:
+    if workers <= 1 or len(seeds) < 100:  # starting a process costs more than ~100 episodes take
         return _play_references(recipe.suite, seeds)
     bounds = [len(seeds) * k // workers for k in range(workers + 1)]
     ranges = [seeds[bounds[k] : bounds[k + 1]] for k in range(workers)]

@@ -185,10 +185,16 @@ def adapter_active(model: nn.Module, name: str):
 
 def critic_values(model: nn.Module, value_head: ValueHead, batch: Batch, critic_adapter: str | None) -> torch.Tensor:
     """V(s_t) from the separate critic adapter, or (shared critic) from the policy's own states."""
-    if critic_adapter is None:
+    with adapter_active(model, critic_adapter) if critic_adapter else contextlib.nullcontext():
         return forward_values(model, value_head, batch)
-    with adapter_active(model, critic_adapter):
-        return forward_values(model, value_head, batch)
+
+
+def _backward_if_finite(loss: torch.Tensor) -> bool:
+    """Back-propagate ``loss`` unless it is NaN or infinite; False means the step must be skipped."""
+    if not ppo_core.is_finite_loss(loss):
+        return False
+    loss.backward()
+    return True
 
 
 @torch.no_grad()
@@ -256,6 +262,7 @@ def update(
     """
     ppo, optim = config.ppo, config.optim
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    shared = critic_adapter is None
     sums = UpdateStats()
     n = batch.input_ids.shape[0]
     for _ in range(ppo.epochs):
@@ -271,7 +278,6 @@ def update(
                 micro = minibatch.select(torch.arange(start, min(start + ppo.micro_batch_size, len(rows)),
                                                       device=rows.device))
                 weight = micro.action_mask.sum() / tokens
-                shared = critic_adapter is None
                 logprobs, values, entropy = forward_actions(model, value_head if shared else None, micro,
                                                             temperature=temperature)
                 mask = micro.action_mask
@@ -280,25 +286,16 @@ def update(
                 ent = ppo_core.masked_mean(entropy, mask)
                 if shared:
                     vl, _ = ppo_core.value_loss(values, micro.old_values, micro.returns, mask, ppo.clip_value)
-                    loss = (pl + ppo.vf_coef * vl - ppo.ent_coef * ent) * weight
-                    if not ppo_core.is_finite_loss(loss):
-                        finite = False
-                        break
-                    loss.backward()
+                    finite = _backward_if_finite((pl + ppo.vf_coef * vl - ppo.ent_coef * ent) * weight)
                 else:
-                    policy_part = (pl - ppo.ent_coef * ent) * weight
-                    if not ppo_core.is_finite_loss(policy_part):
-                        finite = False
-                        break
-                    policy_part.backward()
-                    with adapter_active(model, critic_adapter):
-                        values = forward_values(model, value_head, micro)
-                        vl, _ = ppo_core.value_loss(values, micro.old_values, micro.returns, mask, ppo.clip_value)
-                        value_part = ppo.vf_coef * vl * weight
-                        if not ppo_core.is_finite_loss(value_part):
-                            finite = False
-                            break
-                        value_part.backward()
+                    finite = _backward_if_finite((pl - ppo.ent_coef * ent) * weight)
+                    if finite:
+                        with adapter_active(model, critic_adapter):
+                            values = forward_values(model, value_head, micro)
+                            vl, _ = ppo_core.value_loss(values, micro.old_values, micro.returns, mask, ppo.clip_value)
+                            finite = _backward_if_finite(ppo.vf_coef * vl * weight)
+                if not finite:
+                    break
                 w = float(weight)
                 step.policy_loss += float(pl.detach()) * w
                 step.value_loss += float(vl.detach()) * w

@@ -98,7 +98,7 @@ class TurnTable(DataTable):
     def _add(self, views: list[EpisodeView], remember: bool) -> None:
         assert self._widths is not None
         with self._keeping_render_caches():
-            self._append(views, remember)
+            added = self._append(views, remember)
         # Trim in steps, not one episode per update: a removal shifts every row, which re-renders
         # every visible cell, so it should happen every few dozen episodes, not on every poll.
         if len(self._episodes) > self.max_episodes + self.max_episodes // 5:
@@ -109,7 +109,7 @@ class TurnTable(DataTable):
         if self.follow:
             self._to_newest()
         else:
-            self._warm([key for _, keys in list(self._episodes)[-len(views):] for key in keys])
+            self._warm(added)
 
     def _warm(self, keys: list[str]) -> None:
         """Render the cells of rows appended below the view while the user looks elsewhere, a row at a
@@ -117,7 +117,7 @@ class TurnTable(DataTable):
         of drawing every new cell in the frame that answers the key. Best effort: it leans on
         DataTable's line renderer and does nothing where that is not there."""
         render = getattr(self, "_render_line", None)
-        if not keys or render is None or self.follow:
+        if not keys or render is None:
             return
         wanted = set(keys)
         first_lines = {}
@@ -151,7 +151,9 @@ class TurnTable(DataTable):
             self._update_count = count
             offsets.clear()
 
-    def _append(self, views: list[EpisodeView], remember: bool) -> None:
+    def _append(self, views: list[EpisodeView], remember: bool) -> list[str]:
+        """Add the turns of ``views`` as rows; returns the keys of the rows added."""
+        added: list[str] = []
         for view in views:
             if remember:
                 self._views.append(view)
@@ -167,6 +169,8 @@ class TurnTable(DataTable):
                 self.add_row(label, *cells.as_tuple(), height=height, key=key)
                 keys.append(key)
             self._episodes.append((view.row.id, keys))
+            added.extend(keys)
+        return added
 
     def _to_newest(self) -> None:
         if self.row_count:
