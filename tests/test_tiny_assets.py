@@ -87,3 +87,33 @@ def test_demonstrations_played_on_several_processes_equal_one_process():
     parallel = collect_demonstrations(recipe, workers=2)
     assert len(serial) == 120
     assert [asdict(d) for d in parallel] == [asdict(d) for d in serial]
+
+
+def test_mistaken_demonstrations_recover_and_never_teach_the_mistake():
+    """With every demonstration making a mistake first: the environment really rejects it, the right
+    calls follow and succeed, and only the right calls are training targets."""
+    from transformers import AutoTokenizer
+
+    from trainer.bootstrap import _play_reference, render_demonstration
+    from trainer.env import MCPGymEnv
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY)
+    env = MCPGymEnv(suite="all", split="train")
+    try:
+        demos = [_play_reference(env, seed, mistake_share=1.0) for seed in range(40)]
+        tasks = [env.reset(seed=seed)[1]["task"] for seed in range(40)]
+    finally:
+        env.close()
+    mistaken = [(demo, task) for demo, task in zip(demos, tasks, strict=True) if demo.mistakes]
+    assert len(mistaken) >= 30  # only a mistake that happens to succeed is replaced by a clean episode
+    rejected = 0
+    for demo, task in mistaken:
+        (index,) = demo.mistakes
+        text, responses = demo.turns[index]
+        assert text != demo.turns[index + 1][0]
+        rejected += all(r.startswith("Error") for r in responses)
+        right = [t for i, (t, _) in enumerate(demo.turns) if i != index]
+        assert len(right) == len(task.reference_calls)
+        pieces, flags = render_demonstration(tokenizer, demo)
+        assert [p for p, f in zip(pieces, flags, strict=True) if f] == [t + "<|im_end|>" for t in right]
+    assert rejected >= 0.8 * len(mistaken)  # a misnamed optional argument may run; the rest are errors

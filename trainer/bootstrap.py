@@ -3,9 +3,11 @@
 The recipe: play the oracle solutions of train-split tasks through the real environment (so every
 tool response is what the real servers answered), train a byte-level BPE tokenizer on those
 conversations, then train a fresh ``Qwen3ForCausalLM`` by supervised learning on the assistant
-turns only, laid out exactly as rollouts lay them out (``trainer.conversation``). The same seed gives
-the same files. The model is deliberately under-trained: it should write well-formed calls most of
-the time but often get the arguments wrong, leaving PPO room to improve it.
+turns only, laid out exactly as rollouts lay them out (``trainer.conversation``). A share of the
+demonstrations first make a typical mistake and recover from the environment's real error message
+(``trainer.demo_mistakes``); the mistakes are context, never targets. The same seed gives the same
+files. The model is deliberately under-trained: it should write well-formed calls most of the time
+but often get the arguments wrong, leaving PPO room to improve it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import random
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from mcp_servers.assets import asset_path
 from trainer.bootstrap_recipe import BootstrapRecipe
 from trainer.conversation import TokenStream, template_renderer, tool_call_text, turn_suffix
+from trainer.demo_mistakes import mistaken_call_text
 from trainer.env import MCPGymEnv
 from trainer.tiny_model import build_model, save_pretrained_bundle, tiny_config_for, train_tokenizer
 
@@ -35,31 +38,61 @@ RECIPE_FILE = "recipe.json"
 
 @dataclass
 class Demonstration:
-    """One oracle episode: the opening chat, its tools, and each turn's call text and tool responses."""
+    """One oracle episode: the opening chat, its tools, and each turn's call text and tool responses.
+
+    ``mistakes`` holds the indices of turns that are injected mistakes: context, never training targets.
+    """
 
     messages: list[dict[str, str]]
     tools: list[dict[str, Any]]
     turns: list[tuple[str, list[str]]]
+    mistakes: list[int] = field(default_factory=list)
 
 
-def _play_references(suite: str, seeds: list[int]) -> list[Demonstration]:
+def _tool_responses(messages: list[dict[str, str]]) -> list[str]:
+    """The tool messages the environment appended after the last assistant turn."""
+    responses = []
+    for message in reversed(messages):
+        if message["role"] != "tool":
+            break
+        responses.append(message["content"])
+    return responses[::-1]
+
+
+def _play_reference(env: MCPGymEnv, seed: int, mistake_share: float) -> Demonstration:
+    """Play one seeded task's reference calls, with one mistake first in ``mistake_share`` of them.
+
+    The choices come from a generator seeded by the episode's seed, so a demonstration does not
+    depend on which process plays it or what was played before.
+    """
+    rng = random.Random(seed)
+    observation, info = env.reset(seed=seed)
+    opening, calls = observation["messages"], info["task"].reference_calls
+    mistake_at = rng.randrange(len(calls)) if calls and rng.random() < mistake_share else None
+    demo = Demonstration(opening, observation["tools"], [])
+    for index, call in enumerate(calls):
+        if index == mistake_at:
+            text = mistaken_call_text(call, info["tools"], rng)
+            observation, _, terminated, truncated, step = env.step(text)
+            if terminated or truncated or step["status"] == "success":  # no mistake after all: play it clean
+                return _play_reference(env, seed, 0.0)
+            demo.mistakes.append(len(demo.turns))
+            demo.turns.append((text, _tool_responses(observation["messages"])))
+        text = tool_call_text(call.name, call.arguments)
+        observation, _, terminated, truncated, _ = env.step(text)
+        demo.turns.append((text, _tool_responses(observation["messages"])))
+        if terminated or truncated:
+            break
+    return demo
+
+
+def _play_references(suite: str, seeds: list[int], mistake_share: float = 0.0) -> list[Demonstration]:
     """Play each seeded task's reference calls in the environment and keep the conversation."""
     env = MCPGymEnv(suite=suite, split="train")
-    demos = []
     try:
-        for seed in seeds:
-            observation, info = env.reset(seed=seed)
-            turns = []
-            for call in info["task"].reference_calls:
-                text = tool_call_text(call.name, call.arguments)
-                _, _, terminated, truncated, step = env.step(text)
-                turns.append((text, [c["response"] for c in step["calls"]]))
-                if terminated or truncated:
-                    break
-            demos.append(Demonstration(observation["messages"], observation["tools"], turns))
+        return [_play_reference(env, seed, mistake_share) for seed in seeds]
     finally:
         env.close()
-    return demos
 
 
 def collect_demonstrations(recipe: BootstrapRecipe, workers: int | None = None) -> list[Demonstration]:
@@ -71,12 +104,12 @@ def collect_demonstrations(recipe: BootstrapRecipe, workers: int | None = None) 
     seeds = [recipe.seed * 1_000_003 + index for index in range(recipe.episodes)]
     workers = workers or min(os.cpu_count() or 1, 4)
     if workers <= 1 or len(seeds) < 100:  # starting a process costs more than ~100 episodes take
-        return _play_references(recipe.suite, seeds)
+        return _play_references(recipe.suite, seeds, recipe.mistake_share)
     bounds = [len(seeds) * k // workers for k in range(workers + 1)]
     ranges = [seeds[bounds[k] : bounds[k + 1]] for k in range(workers)]
     # spawn, not fork: the parent already runs the environment's event-loop thread
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = pool.map(_play_references, [recipe.suite] * workers, ranges)
+        parts = pool.map(_play_references, [recipe.suite] * workers, ranges, [recipe.mistake_share] * workers)
         return [demo for part in parts for demo in part]
 
 
@@ -95,7 +128,7 @@ def render_demonstration(tokenizer: Any, demo: Demonstration, *, short: bool = F
     flags = [False]
     for index, (text, responses) in enumerate(demo.turns):
         pieces.append(text + "<|im_end|>")
-        flags.append(True)
+        flags.append(index not in demo.mistakes)
         if index + 1 < len(demo.turns):
             pieces.append(turn_suffix(render, responses))
             flags.append(False)
@@ -127,8 +160,9 @@ def supervised_batches(streams: list[TokenStream], recipe: BootstrapRecipe, pad_
     order = list(range(len(streams)))
     while True:
         rng.shuffle(order)
-        # Buckets of similar length waste less compute on padding; their order is shuffled too.
-        chunks = [order[i : i + recipe.batch_size * 8] for i in range(0, len(order), recipe.batch_size * 8)]
+        # Batches of similar length waste less compute on padding; their order is shuffled too.
+        pool = recipe.batch_size * recipe.length_pool_batches
+        chunks = [order[i : i + pool] for i in range(0, len(order), pool)]
         batches = []
         for chunk in chunks:
             chunk.sort(key=lambda i: len(streams[i]))

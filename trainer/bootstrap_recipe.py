@@ -30,3 +30,10 @@ class BootstrapRecipe:
     # actions after a prompt a sixth as long. Copying numbers and names from the question is the
     # hard skill for a model this small, and short sequences teach it for far less compute.
     short_form: bool = True
+    # A share of the demonstrations can make one typical mistake first (an invented tool, broken JSON,
+    # a misnamed argument), get the environment's real answer to it, and then make the right call. The
+    # mistake is context only, never a training target. Off in the shipped recipe: with 0.3 (and
+    # length_pool_batches=256) the same 1,200 steps reached 4.7 % held-out success instead of 15.6 %.
+    mistake_share: float = 0.0
+    # Batches are cut from pools of this many batches sorted by length (less padding in bigger pools).
+    length_pool_batches: int = 8
