@@ -224,6 +224,7 @@ def test_missing_file(tmp_path: Path) -> None:
         (["lora.enabled=false", "model.critic=separate"], "model.critic='separate'"),
         (["optim.optimizer=paged_adamw_8bit"], "optim.optimizer='paged_adamw_8bit' needs"),
         (["ppo.minibatch_size=32"], "ppo.minibatch_size (32) exceeds rollout.batch_size (16)"),
+        (["rollout.group_size=3"], "rollout.batch_size (16) is not a multiple of rollout.group_size (3)"),
         (["ppo.micro_batch_size=9"], "ppo.micro_batch_size (9) exceeds ppo.minibatch_size (8)"),
         (["optim.warmup_iterations=500"], "optim.warmup_iterations (500) exceeds run.iterations"),
     ],

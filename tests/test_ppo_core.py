@@ -13,6 +13,7 @@ from trainer.ppo_core import (
     entropy_from_logits,
     explained_variance,
     gae,
+    group_advantages,
     is_finite_loss,
     kl_penalty,
     lr_schedule,
@@ -143,6 +144,34 @@ def test_gae_matches_the_textbook_loop_on_random_rows() -> None:
         )
         assert close(advantages[row], expected, atol=1e-4)
     assert close(returns, torch.where(action_mask, advantages + values, 0.0), atol=1e-5)
+
+
+def test_group_advantages_by_hand() -> None:
+    """Two tasks, two samples each: each row's returns-to-go minus the other sample's episode return."""
+    mask = torch.tensor([[0, 1, 1, 0, 1], [0, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 0, 1, 0, 0]])
+    rewards = torch.tensor([[9.0, -1.0, 0.0, 7.0, 10.0],  # 9 and 7 sit on observations: ignored
+                            [0.0, 0.0, 0.0, 0.0, 0.0],
+                            [0.0, -0.5, 0.0, 0.0, 0.0],
+                            [0.0, 0.0, -0.8, 0.0, 0.0]])
+    advantages, returns = group_advantages(rewards * mask, mask, gamma=1.0, group_size=2)
+    # episode returns: row 0: 9, row 1: 0, row 2: -0.5, row 3: -0.8
+    assert returns[0].tolist() == [0.0, 9.0, 10.0, 0.0, 10.0]
+    assert advantages[0].tolist() == [0.0, 9.0, 10.0, 0.0, 10.0]  # baseline: row 1's 0
+    assert advantages[1].tolist() == [0.0, -9.0, -9.0, -9.0, 0.0]
+    assert advantages[2].tolist() == pytest.approx([0.3, 0.3, 0.0, 0.0, 0.0])
+    assert advantages[3].tolist() == pytest.approx([-0.3, 0.0, -0.3, 0.0, 0.0])
+
+
+def test_group_advantages_discount_and_shape_checks() -> None:
+    mask = torch.ones(3, 2)
+    rewards = torch.tensor([[0.0, 4.0], [0.0, 0.0], [2.0, 0.0]])
+    advantages, _ = group_advantages(rewards, mask, gamma=0.5, group_size=3)
+    # G_0: 2, 0, 2; baselines: (0 + 2) / 2 = 1, (2 + 2) / 2 = 2, 1
+    assert advantages.tolist() == [[1.0, 3.0], [-2.0, -2.0], [1.0, -1.0]]
+    with pytest.raises(ValueError, match="groups of 2"):
+        group_advantages(rewards, mask, gamma=1.0, group_size=2)
+    with pytest.raises(ValueError, match="groups of 1"):
+        group_advantages(rewards, mask, gamma=1.0, group_size=1)
 
 
 def test_gae_outputs_carry_no_gradient() -> None:

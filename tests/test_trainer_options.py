@@ -11,7 +11,7 @@ from trainer import ppo
 from trainer.checkpoints import load_checkpoint
 from trainer.config import load_config
 from trainer.rollout import SamplingSettings, play_episodes
-from trainer.train import CRITIC_ADAPTER, Trainer
+from trainer.train import CRITIC_ADAPTER, Trainer, task_seeds
 
 
 def make_trainer(model, run_dir, *extra) -> Trainer:
@@ -131,3 +131,10 @@ def test_the_adaptive_kl_coefficient_moves_and_is_checkpointed(throwaway_model, 
         assert resumed.kl_controller.value == pytest.approx(saved)
     finally:
         resumed.close()
+
+
+def test_group_size_repeats_each_task_in_consecutive_episodes():
+    single = task_seeds(load_config(), 5, 8)
+    assert len(set(single)) == 8
+    grouped = task_seeds(load_config(overrides=["rollout.group_size=4"]), 5, 8)
+    assert grouped == [single[0]] * 4 + [single[1]] * 4

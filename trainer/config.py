@@ -94,6 +94,9 @@ class RolloutConfig:
     """How episodes are sampled from the policy."""
 
     batch_size: int = _f(16, "episodes played in parallel per PPO iteration", ge=1)
+    group_size: int = _f(
+        1, "samples of each task per iteration; 2 or more replaces the critic's baseline by the group's", ge=1
+    )
     max_new_tokens: int = _f(64, "most tokens generated in one assistant turn", ge=1)
     temperature: float = _f(
         1.0, "sampling temperature (log-probs are taken from the same scaled policy)", gt=0
@@ -513,6 +516,11 @@ def _cross_field_problems(config: Config) -> list[str]:
         problems.append("model.critic='separate' is a second LoRA adapter; it needs lora.enabled=true")
     if config.optim.optimizer == "paged_adamw_8bit" and m.device == "cpu":
         problems.append("optim.optimizer='paged_adamw_8bit' needs model.device='cuda'; use 'adamw' on CPU")
+    if config.rollout.batch_size % config.rollout.group_size:
+        problems.append(
+            f"rollout.batch_size ({config.rollout.batch_size}) is not a multiple of rollout.group_size "
+            f"({config.rollout.group_size})"
+        )
     if config.ppo.minibatch_size > config.rollout.batch_size:
         problems.append(
             f"ppo.minibatch_size ({config.ppo.minibatch_size}) exceeds rollout.batch_size ({config.rollout.batch_size})"

@@ -222,12 +222,20 @@ def score(model: nn.Module, value_head: ValueHead, batch: Batch, temperature: fl
     batch.old_values = torch.cat(values)
 
 
-def advantages(batch: Batch, *, kl_kind: str, kl_coef: float, gamma: float, lam: float, whiten: bool) -> None:
-    """Per-token KL, KL-penalised rewards, GAE over action tokens, and (optionally) whitening."""
+def advantages(batch: Batch, *, kl_kind: str, kl_coef: float, gamma: float, lam: float, whiten: bool,
+               group_size: int = 1) -> None:
+    """Per-token KL, KL-penalised rewards, advantages over action tokens, and (optionally) whitening.
+
+    The advantages are GAE against the critic's values, or with ``group_size`` >= 2 (rows in groups of
+    samples of one task) the return against the group's leave-one-out mean (``ppo_core.group_advantages``).
+    """
     mask = batch.action_mask
     batch.kl = ppo_core.kl_penalty(batch.old_logprobs, batch.ref_logprobs, kind=kl_kind) * mask
     rewards = ppo_core.token_rewards(batch.turn_rewards, batch.kl, kl_coef, mask)
-    adv, returns = ppo_core.gae(rewards, batch.old_values, mask, gamma, lam)
+    if group_size >= 2:
+        adv, returns = ppo_core.group_advantages(rewards, mask, gamma, group_size)
+    else:
+        adv, returns = ppo_core.gae(rewards, batch.old_values, mask, gamma, lam)
     batch.advantages = ppo_core.masked_whiten(adv, mask) if whiten else adv
     batch.returns = returns
 

@@ -16,6 +16,7 @@ and stateless, each with its formula in its docstring, in the spirit of CleanRL'
     kl_t       = kl_penalty(logp_t, logp_ref_t)                  (per token)
     r_t        = R_turn * [t is the last token of a turn] - beta * kl_t   (token_rewards)
     A_t, G_t   = gae(r, V, action_mask, gamma, lam)             (GAE over action tokens only)
+       or      = group_advantages(r, action_mask, gamma, K)     (several samples per task, no critic)
     L          = policy_loss + vf_coef * value_loss - ent_coef * entropy
 
 Means are token-level over all action tokens of the (mini)batch (``masked_mean``), so a long turn weighs
@@ -233,6 +234,33 @@ def gae(
         returns_c = torch.where(m, advantages_c + v, 0.0)
         advantages = torch.zeros_like(advantages_c).scatter(1, order, advantages_c)
         returns = torch.zeros_like(returns_c).scatter(1, order, returns_c)
+    return advantages, returns
+
+
+def group_advantages(
+    rewards: torch.Tensor, action_mask: torch.Tensor, gamma: float, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages against a leave-one-out group baseline (RLOO: Kool et al., 2019; Ahmadian et al., 2024).
+
+    Rows come in consecutive groups of K = ``group_size`` samples of the same task. Over the action
+    tokens of row i:
+
+        G_t = sum_{k>=0} gamma^k r_{t+k}                       (return-to-go, KL penalty included)
+        b_i = 1/(K-1) * sum_{j in group(i), j != i} G_0^(j)     (the other samples' episode returns)
+        A_t = G_t - b_i
+
+    b_i does not depend on row i's actions, so the policy gradient stays unbiased; it takes the task's
+    difficulty out of the advantage, which a critic that cannot tell whether a copied name will be
+    right does not. Returns ``(A, G)``; G (GAE with V = 0 and lambda = 1) is the value target.
+    """
+    if group_size < 2 or rewards.shape[0] % group_size:
+        raise ValueError(f"{rewards.shape[0]} rows do not form groups of {group_size} (at least 2)")
+    m = _bool(action_mask)
+    returns, _ = gae(rewards, torch.zeros_like(rewards), m, gamma, 1.0)
+    first = m.to(torch.int8).argmax(dim=1, keepdim=True)  # each row's first action token
+    episode_return = returns.gather(1, first).squeeze(1).view(-1, group_size)
+    others = (episode_return.sum(dim=1, keepdim=True) - episode_return) / (group_size - 1)
+    advantages = torch.where(m, returns - others.reshape(-1, 1), 0.0)
     return advantages, returns
 
 

@@ -47,6 +47,11 @@ def iteration_seed(config: Config, iteration: int) -> int:
     return config.run.seed * 1_000_003 + iteration
 
 
+def task_seeds(config: Config, iteration: int, episodes: int) -> list[int]:
+    """The task seed of each episode of an iteration: ``rollout.group_size`` consecutive episodes share one."""
+    return [iteration_seed(config, iteration) * 1_000 + j // config.rollout.group_size for j in range(episodes)]
+
+
 class Trainer:
     """Owns the policy, the optimizer, the environments and the run store of one run."""
 
@@ -185,8 +190,8 @@ class Trainer:
         started = time.perf_counter()
         settings = SamplingSettings(max_new_tokens=config.rollout.max_new_tokens, temperature=config.rollout.temperature,
                                     top_p=config.rollout.top_p, max_context_tokens=config.rollout.max_episode_tokens)
-        task_seeds = [seed * 1_000 + j for j in range(len(self.envs))]
-        rollouts, stats = play_episodes(self.policy, self.envs, task_seeds, settings, generation_seed=seed)
+        seeds = task_seeds(config, iteration, len(self.envs))
+        rollouts, stats = play_episodes(self.policy, self.envs, seeds, settings, generation_seed=seed)
         rollout_s = time.perf_counter() - started
 
         tick = time.perf_counter()
@@ -195,7 +200,7 @@ class Trainer:
                   reference=self.reference, critic_adapter=self.critic_adapter)
         kl_coef = self.kl_controller.value
         ppo.advantages(batch, kl_kind=config.ppo.kl_kind, kl_coef=kl_coef, gamma=config.ppo.gamma,
-                       lam=config.ppo.lam, whiten=config.ppo.whiten_advantages)
+                       lam=config.ppo.lam, whiten=config.ppo.whiten_advantages, group_size=config.rollout.group_size)
         score_s = time.perf_counter() - tick
 
         tick = time.perf_counter()
