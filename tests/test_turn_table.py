@@ -49,3 +49,24 @@ async def test_appends_paint_the_new_episodes_and_trimming_keeps_the_newest(tmp_
         assert all(label(v) in screen for v in kept)
         assert not any(label(v) in screen for v in gone), "a trimmed episode is still painted"
         assert table.episode_id_at_cursor() == views[7].row.id
+
+
+async def test_following_jumps_to_new_episodes_once_drawn_and_a_key_meanwhile_wins(tmp_path):
+    feed = LiveFeed(copy_run(tmp_path), backlog=50)
+    views = feed.poll().episodes
+    feed.close()
+    app = TableApp()
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(TurnTable)
+        table.add_episodes(views[:2])
+        await pilot.pause()
+        shown: list[int] = []
+        table.add_episodes(views[2:5], shown=lambda: shown.append(table.cursor_row))
+        assert table.follow and not shown  # nothing jumps before the new rows are drawn
+        await pilot.pause()
+        assert shown == [table.row_count - 1] and label(views[4]) in painted(table)
+
+        table.add_episodes(views[5:7])
+        await pilot.press("up")  # the user leaves the newest, maybe while the new rows are being drawn
+        await pilot.pause()
+        assert not table.follow and table.cursor_row < table.row_count - 1  # a pending jump did not undo it

@@ -76,8 +76,7 @@ class LiveScreen(WorkbenchScreen):
             self._record_lag(update)
             return
         if update.episodes:
-            self.query_one(TurnTable).add_episodes(update.episodes)
-            self._record_lag(update)
+            self.query_one(TurnTable).add_episodes(update.episodes, shown=lambda: self._note_lag(update))
         if update.iterations or update.evals is not None:
             self._charts()  # evals come only when they changed
         if update.tool_health is not None:
@@ -86,9 +85,11 @@ class LiveScreen(WorkbenchScreen):
 
     def _record_lag(self, update: FeedUpdate) -> None:
         """After the repaint, note how long each new episode took from its commit to the screen."""
-        created = [view.row.created_at for view in update.episodes]
-        if created:
-            self.call_after_refresh(self.wb.note_episode_lag, created)
+        if update.episodes:
+            self.call_after_refresh(self._note_lag, update)
+
+    def _note_lag(self, update: FeedUpdate) -> None:
+        self.wb.note_episode_lag([view.row.created_at for view in update.episodes])
 
     def refresh_status(self) -> None:
         self.query_one("#live-status", StatusBar).show(self.wb.status_text())

@@ -10,7 +10,7 @@ turns it off; going back to the last row (``end``) or pressing ``f`` turns it on
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
 from rich.text import Text
@@ -76,7 +76,7 @@ class TurnTable(DataTable):
 
     def on_resize(self) -> None:
         if self._ensure_columns():
-            self._add(list(self._views), remember=False)
+            self._add(list(self._views), remember=False, warm=False)
 
     # -- content
 
@@ -85,17 +85,21 @@ class TurnTable(DataTable):
         self._views.clear()
         self._widths = None
         self._ensure_columns()
-        self.add_episodes(views)
+        self._add(list(views), remember=True, warm=False)
 
-    def add_episodes(self, views: Iterable[EpisodeView]) -> None:
-        """Append new episodes (oldest first) and drop the oldest beyond ``max_episodes``."""
+    def add_episodes(self, views: Iterable[EpisodeView], shown: Callable[[], None] | None = None) -> None:
+        """Append new episodes (oldest first) and drop the oldest beyond ``max_episodes``.
+
+        ``shown`` is called once the new episodes are on screen (or, when not following, in the table).
+        """
         views = list(views)
         if not views:
             return
         self._ensure_columns()
-        self._add(views, remember=True)
+        self._add(views, remember=True, shown=shown)
 
-    def _add(self, views: list[EpisodeView], remember: bool) -> None:
+    def _add(self, views: list[EpisodeView], remember: bool, shown: Callable[[], None] | None = None,
+             warm: bool = True) -> None:
         assert self._widths is not None
         with self._keeping_render_caches():
             added = self._append(views, remember)
@@ -106,33 +110,61 @@ class TurnTable(DataTable):
                 _, keys = self._episodes.popleft()
                 for key in keys:
                     self.remove_row(key)
-        if self.follow:
-            self._to_newest()
-        else:
-            self._warm(added)
 
-    def _warm(self, keys: list[str]) -> None:
-        """Render the cells of rows appended below the view while the user looks elsewhere, a row at a
-        time between other messages, so that ``f`` (back to the newest) paints from the cache instead
-        of drawing every new cell in the frame that answers the key. Best effort: it leans on
-        DataTable's line renderer and does nothing where that is not there."""
+        def after_refresh() -> None:
+            if shown is not None:
+                self.call_after_refresh(shown)
+
+        if not self.follow:
+            after_refresh()
+            self._warm(added)
+        elif warm:
+            # Draw the rows that will fill the view one at a time between other messages, then jump:
+            # the jump paints from the cache, and a key pressed meanwhile waits for one row, not a screen.
+            self._moving = True  # the cursor is not on the newest row until the jump: still following
+            self._warm(added, last_view_only=True, then=lambda: (self._to_newest(), after_refresh()))
+        else:
+            self._to_newest()
+            after_refresh()
+
+    def _warm(self, keys: list[str], *, last_view_only: bool = False, then: Callable[[], None] | None = None) -> None:
+        """Render the cells of rows appended out of view a row at a time between other messages, then
+        call ``then`` (not if follow mode changed meanwhile, which has already moved the view).
+
+        While the user looks elsewhere this makes ``f`` (back to the newest) paint from the cache; while
+        following, only the rows of the last view are drawn ahead of the jump to them. Best effort: it
+        leans on DataTable's line renderer and only calls ``then`` where that is not there."""
         render = getattr(self, "_render_line", None)
-        if not keys or render is None:
-            return
-        wanted = set(keys)
-        first_lines = {}
-        for line, (row_key, offset) in enumerate(self._y_offsets):
-            if offset == 0 and row_key.value in wanted:
-                first_lines[row_key.value] = line + (self.header_height if self.show_header else 0)
+        lines = self._first_lines(keys, last_view_only) if render is not None else []
+        following = self.follow
 
         def warm_one(remaining: list[int]) -> None:
-            if not remaining or self.follow:
+            if self.follow != following:
+                self._moving = False
+                return
+            if not remaining:
+                if then is not None:
+                    then()
                 return
             scroll_x = self.scroll_offset.x
             render(remaining[0], scroll_x, scroll_x + self.size.width, self.rich_style)
             self.call_later(warm_one, remaining[1:])
 
-        self.call_later(warm_one, list(first_lines.values()))
+        self.call_later(warm_one, lines)
+
+    def _first_lines(self, keys: list[str], last_view_only: bool) -> list[int]:
+        """The first line (in DataTable's line numbering) of each row in ``keys`` that is in the table,
+        or, with ``last_view_only``, that shows when the view is scrolled to the end."""
+        wanted = set(keys)
+        offsets = self._y_offsets
+        start = max(0, len(offsets) - self.scrollable_content_region.height) if last_view_only else 0
+        header = self.header_height if self.show_header else 0
+        lines: dict[str, int] = {}
+        for line in range(start, len(offsets)):
+            row_key = offsets[line][0].value
+            if row_key in wanted and row_key not in lines:
+                lines[row_key] = line + header
+        return list(lines.values())
 
     @contextmanager
     def _keeping_render_caches(self):
@@ -207,6 +239,16 @@ class TurnTable(DataTable):
 
     def on_mouse_scroll_up(self) -> None:
         self.follow = False
+
+    # Moving up is the user leaving the newest: say so before the move, so that a jump to the newest
+    # still pending for episodes that just arrived does not undo it.
+    def action_cursor_up(self) -> None:
+        self.follow = False
+        super().action_cursor_up()
+
+    def action_page_up(self) -> None:
+        self.follow = False
+        super().action_page_up()
 
     def action_follow_on(self) -> None:
         self.follow = True
