@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import tempfile
@@ -27,6 +28,23 @@ from workbench.runs import NewRun  # noqa: E402
 
 SETTINGS = ("rollout.batch_size=4", "rollout.max_new_tokens=32", "run.iterations=1000", "eval.every=0",
             "checkpoint.every=0", "ppo.minibatch_size=4", "ppo.micro_batch_size=4", "ppo.epochs=1")
+
+
+class GCPauses:
+    """Durations of the interpreter's garbage collections while the bench runs, by generation."""
+
+    def __init__(self) -> None:
+        self.by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.by_generation[info["generation"]].append(time.perf_counter() - self._started)
+
+    def report(self) -> dict:
+        return {f"gen{generation}": summary(pauses) for generation, pauses in self.by_generation.items()}
 
 
 async def run(seconds: float, model: str, keys: int) -> dict:
@@ -45,6 +63,8 @@ async def run(seconds: float, model: str, keys: int) -> dict:
                 while not app.episode_lag and time.monotonic() - started < 300:
                     await asyncio.sleep(0.1)
                 app.episode_lag.clear()  # the backlog shown on attach is not "new"
+                gc_pauses = GCPauses()
+                gc.callbacks.append(gc_pauses)
                 end = time.monotonic() + seconds
                 # every key changes the screen (a key that changes nothing, like down on the last
                 # row, paints no frame): the cursor moves off the last row and back, follow toggles
@@ -64,6 +84,8 @@ async def run(seconds: float, model: str, keys: int) -> dict:
                         await asyncio.sleep(0.05)  # a fast typist, not a flood
                     else:
                         await asyncio.sleep(0.2)
+                gc.callbacks.remove(gc_pauses)
+                report["gc_pause_ms"] = gc_pauses.report()
                 table = app.screen.query_one(TurnTable)
                 report["episodes_on_screen"] = table.episode_count
                 report["turn_rows_on_screen"] = table.row_count
