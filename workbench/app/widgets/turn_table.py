@@ -166,8 +166,9 @@ class TurnTable(DataTable):
         self.call_later(warm_one, lines)
 
     def _first_lines(self, keys: list[str], last_view_only: bool) -> list[int]:
-        """The first line (in DataTable's line numbering) of each row in ``keys`` that is in the table,
-        or, with ``last_view_only``, that shows when the view is scrolled to the end."""
+        """For each row in ``keys``, its first line (in DataTable's line numbering), or with
+        ``last_view_only`` its first line in the view scrolled to the end (rows above it are skipped).
+        Drawing any line of a row draws and caches all of its cells."""
         wanted = set(keys)
         offsets = self._y_offsets
         start = max(0, len(offsets) - self.scrollable_content_region.height) if last_view_only else 0
@@ -218,11 +219,13 @@ class TurnTable(DataTable):
         return added
 
     def _to_newest(self) -> None:
-        if self.row_count:
-            self._moving = True
-            self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
-            self.scroll_end(animate=False, immediate=False)
-            self.call_after_refresh(self._moved)
+        if not self.row_count:
+            self._moving = False
+            return
+        self._moving = True
+        self.move_cursor(row=self.row_count - 1, animate=False, scroll=True)
+        self.scroll_end(animate=False, immediate=False)
+        self.call_after_refresh(self._moved)
 
     def _moved(self) -> None:
         self._moving = False
