@@ -31,6 +31,7 @@ from trainer.bootstrap_recipe import BootstrapRecipe
 from trainer.conversation import TokenStream, template_renderer, tool_call_text, turn_suffix
 from trainer.demo_mistakes import mistaken_call_text
 from trainer.env import MCPGymEnv
+from trainer.rollout import tool_texts
 from trainer.tiny_model import build_model, save_pretrained_bundle, tiny_config_for, train_tokenizer
 
 RECIPE_FILE = "recipe.json"
@@ -49,16 +50,6 @@ class Demonstration:
     mistakes: list[int] = field(default_factory=list)
 
 
-def _tool_responses(messages: list[dict[str, str]]) -> list[str]:
-    """The tool messages the environment appended after the last assistant turn."""
-    responses = []
-    for message in reversed(messages):
-        if message["role"] != "tool":
-            break
-        responses.append(message["content"])
-    return responses[::-1]
-
-
 def _play_reference(env: MCPGymEnv, seed: int, mistake_share: float) -> Demonstration:
     """Play one seeded task's reference calls, with one mistake first in ``mistake_share`` of them.
 
@@ -73,14 +64,14 @@ def _play_reference(env: MCPGymEnv, seed: int, mistake_share: float) -> Demonstr
     for index, call in enumerate(calls):
         if index == mistake_at:
             text = mistaken_call_text(call, info["tools"], rng)
-            observation, _, terminated, truncated, step = env.step(text)
+            _, _, terminated, truncated, step = env.step(text)
             if terminated or truncated or step["status"] == "success":  # no mistake after all: play it clean
                 return _play_reference(env, seed, 0.0)
             demo.mistakes.append(len(demo.turns))
-            demo.turns.append((text, _tool_responses(observation["messages"])))
+            demo.turns.append((text, tool_texts(step)))
         text = tool_call_text(call.name, call.arguments)
-        observation, _, terminated, truncated, _ = env.step(text)
-        demo.turns.append((text, _tool_responses(observation["messages"])))
+        _, _, terminated, truncated, step = env.step(text)
+        demo.turns.append((text, tool_texts(step)))
         if terminated or truncated:
             break
     return demo

@@ -105,7 +105,7 @@ def play_episodes(
             if terminated or truncated:
                 rollout.record = envs[i].record
                 continue
-            suffix = encode(turn_suffix(render, _tool_texts(info), enable_thinking=policy.thinking))
+            suffix = encode(turn_suffix(render, tool_texts(info), enable_thinking=policy.thinking))
             if len(rollout.stream) + len(suffix) + settings.max_new_tokens > settings.max_context_tokens:
                 envs[i].record.outcome = "truncated"
                 rollout.record = envs[i].record
@@ -119,7 +119,7 @@ def play_episodes(
     return rollouts, stats
 
 
-def _tool_texts(info: dict[str, Any]) -> list[str]:
+def tool_texts(info: dict[str, Any]) -> list[str]:
     """The tool messages the environment fed back this turn, in order."""
     if info["calls"]:
         return [call["response"] for call in info["calls"]]

@@ -163,8 +163,8 @@ class WorkbenchApp(App):
         the garbage collector's full passes: each one walked all of it and stalled the interface for
         80-110 ms. Objects frozen here are still freed when their last reference goes; only a reference
         cycle among them would never be collected (a one-time, bounded cost). Full passes also run a
-        tenth as often (every 100 middle-generation passes, not 10): fewer stalls under the user's keys,
-        and cyclic garbage still goes within seconds."""
+        tenth as often (every 100 middle-generation passes, not 10; about every two minutes beside a
+        trainer): fewer stalls under the user's keys, and cyclic garbage is still collected."""
         gc.freeze()
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_GC_EVERY)
