@@ -95,6 +95,32 @@ def test_prompt_and_tool_tokens_get_no_gradient(throwaway_model, tmp_path):
         trainer.close()
 
 
+def test_right_padded_batches_skip_the_attention_mask_with_the_same_results(throwaway_model, tmp_path,
+                                                                           monkeypatch):
+    """Leaving out the mask of a right-padded batch (the fast causal kernel) changes no action token."""
+    from trainer.rollout import SamplingSettings, play_episodes
+
+    trainer = make_trainer(throwaway_model, tmp_path / "run")
+    try:
+        rollouts, _ = play_episodes(trainer.policy, trainer.envs, [7, 8, 9, 10], SamplingSettings(max_new_tokens=16))
+        batch = ppo.collate(rollouts, trainer.policy.pad_token_id, trainer.policy.device)
+        assert ppo.is_right_padded(batch.attention_mask) and not bool(batch.attention_mask.all())
+        with torch.no_grad():
+            fast = ppo.forward_actions(trainer.model, trainer.value_head, batch)
+            monkeypatch.setattr(ppo, "is_right_padded", lambda mask: False)
+            masked = ppo.forward_actions(trainer.model, trainer.value_head, batch)
+        for a, b in zip(fast, masked, strict=True):
+            torch.testing.assert_close(a * batch.action_mask, b * batch.action_mask, rtol=1e-4, atol=1e-5)
+    finally:
+        trainer.close()
+
+
+def test_is_right_padded():
+    assert ppo.is_right_padded(torch.tensor([[1, 1, 0], [1, 1, 1]]))
+    assert not ppo.is_right_padded(torch.tensor([[0, 1, 1], [1, 1, 1]]))  # left padding needs its mask
+    assert not ppo.is_right_padded(torch.tensor([[1, 0, 1]]))
+
+
 def trainer_process(run_dir, model, *extra, resume=False) -> subprocess.Popen:
     args = [sys.executable, "-m", "trainer", "train", "--run-dir", str(run_dir)]
     if resume:
