@@ -117,3 +117,15 @@ def test_mistaken_demonstrations_recover_and_never_teach_the_mistake():
         pieces, flags = render_demonstration(tokenizer, demo)
         assert [p for p, f in zip(pieces, flags, strict=True) if f] == [t + "<|im_end|>" for t in right]
     assert rejected >= 0.8 * len(mistaken)  # a misnamed optional argument may run; the rest are errors
+
+
+def test_bootstrap_boolean_flags_read_true_and_false(capsys):
+    from trainer.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["bootstrap", "--short-form", "false"]).short_form is False
+    assert parser.parse_args(["bootstrap", "--bf16-matmuls", "yes"]).bf16_matmuls is True
+    assert parser.parse_args(["bootstrap"]).bf16_matmuls is None  # unset: the recipe's default
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["bootstrap", "--short-form", "maybe"])
+    assert exit_info.value.code == 2 and "expected true or false" in capsys.readouterr().err

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 class BootstrapRecipe:
     """Everything that determines the tiny model's files; change any of it and they are rebuilt."""
 
-    version: int = 3  # 3: the first build that really trains on every suite (the mixture sampler fix)
+    # 3: the first build that really trains on every suite (the mixture sampler fix)
+    # 4: the causal fast path and bf16 matmuls make a step ~1.5x cheaper, spent on more steps
+    version: int = 4
     seed: int = 0
     suite: str = "all"
     episodes: int = 6000  # demonstrations played through the environment
@@ -20,7 +22,7 @@ class BootstrapRecipe:
     heads: int = 4
     kv_heads: int = 2
     intermediate: int = 512
-    steps: int = 1200
+    steps: int = 2000
     batch_size: int = 16
     lr: float = 3e-3
     warmup_steps: int = 40
@@ -37,3 +39,7 @@ class BootstrapRecipe:
     mistake_share: float = 0.0
     # Batches are cut from pools of this many batches sorted by length (less padding in bigger pools).
     length_pool_batches: int = 8
+    # Matrix products in bfloat16 (weights, optimizer and loss stay float32) where the CPU multiplies
+    # bf16 natively (AMX or AVX-512 BF16); elsewhere the build runs in float32, which is slower and
+    # gives slightly different weights.
+    bf16_matmuls: bool = True

@@ -17,6 +17,15 @@ def _error(message: str, code: int) -> int:
     return code
 
 
+def _flag_bool(text: str) -> bool:
+    """``true``/``false`` (also yes/no, on/off, 1/0) for a boolean flag; ``bool("false")`` would be True."""
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    try:
+        return words[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwen-workbench")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -26,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
     for field in fields(BootstrapRecipe):
         if field.name != "version":
-            boot.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=None,
+            kind = _flag_bool if isinstance(field.default, bool) else type(field.default)
+            boot.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None,
                               help=f"recipe {field.name} (default {field.default})")
     boot.set_defaults(run=run_bootstrap)
 
