@@ -55,12 +55,17 @@ class ModelConfig:
 
     ``critic`` picks where the value estimates V(s_t) come from:
 
-    - ``"shared"``: a value head (one linear layer) reads the policy's own LoRA-adapted hidden states, so
-      one forward pass gives both the logits and the values. Cheapest in time and memory; the value
-      loss also shapes the policy's adapter (weighted by ``ppo.vf_coef``).
+    - ``"head"`` (the default): a value head (one linear layer) reads the policy's own LoRA-adapted
+      hidden states through a stop-gradient, so one forward pass gives both the logits and the values
+      and the value loss trains the head alone. A linear probe of the policy's features: a weaker
+      critic than the others, but one that can never pull the policy.
+    - ``"shared"``: the same head, with the value loss also back-propagated into the policy's adapter
+      (weighted by ``ppo.vf_coef``). On the tiny model the value loss is ~100x the policy loss, and
+      its pull on the policy is not bounded by the PPO clip: 20 minutes of PPO with it went from
+      31 % held-out success to 0 % (``bench/results/learning-tiny-v4-defaults-20min.json``).
     - ``"separate"``: the critic is a second LoRA adapter (plus its value head) on the same frozen base.
       Two forwards per minibatch (about twice the compute of the update phase) and a second set of
-      adapter weights and optimizer state, but the policy's features are not pulled by the value loss.
+      adapter weights and optimizer state; the policy's features are its own.
     """
 
     name: str = _f(
@@ -71,8 +76,9 @@ class ModelConfig:
     quantize_4bit: bool = _f(False, "load the base model in 4-bit NF4 (bitsandbytes, CUDA only)")
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass to save memory")
     thinking: bool = _f(False, "render prompts with Qwen3's enable_thinking (lets the model think first)")
-    critic: Literal["shared", "separate"] = _f(
-        "shared", "value function: shared = value head on the policy (1 forward); separate = own adapter (2)"
+    critic: Literal["head", "shared", "separate"] = _f(
+        "head", "value function: head = value head on the policy's detached states; shared = the head's loss "
+        "also trains the policy; separate = own adapter (2 forwards)"
     )
 
 
@@ -83,7 +89,9 @@ class LoraConfig:
     enabled: bool = _f(True, "train a LoRA adapter; false = full fine-tune (unquantized models only)")
     r: int = _f(16, "LoRA rank", ge=1)
     alpha: int = _f(32, "LoRA scaling alpha (the update is scaled by alpha / r)", ge=1)
-    dropout: float = _f(0.05, "dropout on the LoRA input", ge=0, lt=1)
+    # Off by default: PPO's update runs in train mode, and any dropout makes its log-probs disagree
+    # with the sampling pass's, so the ratio drifts from 1 for no reason in the policy.
+    dropout: float = _f(0.0, "dropout on the LoRA input (PPO ratios assume none)", ge=0, lt=1)
     target_modules: str = _f(
         "all-linear", 'layers to adapt: "all-linear" or comma-separated names (q_proj,v_proj)'
     )

@@ -11,10 +11,11 @@ Read top to bottom, one iteration is:
    L = L_clip + vf_coef * L_value - ent_coef * H with global gradient-norm clipping; a step whose
    loss is not finite is skipped with a warning.
 
-The critic is a float32 linear value head. "shared" (the default): it reads the policy's own
-(LoRA-adapted) hidden states, so one forward pass gives both log-probs and values. Cost: value
-gradients also flow into the policy's adapter (the two objectives share capacity), in exchange for no
-second adapter and no second forward pass. "separate": the head reads the hidden states of a second
+The critic is a float32 linear value head. "head" (the default): it reads the policy's own
+(LoRA-adapted) hidden states through a stop-gradient, so one forward pass gives both log-probs and
+values and the value loss trains the head alone. "shared": the same, but the value gradients also
+flow into the policy's adapter (the two objectives share capacity; on the tiny model this wrecked the
+policy, see trainer.config.ModelConfig). "separate": the head reads the hidden states of a second
 LoRA adapter ("critic") on the same frozen base; the policy's features are its own, at the price of a
 second forward and backward pass per minibatch and a second adapter's weights and optimizer state.
 """
@@ -38,16 +39,21 @@ log = logging.getLogger(__name__)
 
 
 class ValueHead(nn.Module):
-    """V(s_t) = w . h_t + b on the hidden state before token t, in float32 whatever the model's dtype."""
+    """V(s_t) = w . h_t + b on the hidden state before token t, in float32 whatever the model's dtype.
 
-    def __init__(self, hidden_size: int) -> None:
+    With ``stop_gradient`` the value loss trains w and b only: h_t is read as a constant, so the
+    critic can never reshape the features the policy acts on (``model.critic = "head"``).
+    """
+
+    def __init__(self, hidden_size: int, stop_gradient: bool = False) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, 1, dtype=torch.float32)
+        self.stop_gradient = stop_gradient
         nn.init.normal_(self.linear.weight, std=1.0 / (hidden_size + 1))
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.linear(hidden.float()).squeeze(-1)
+        return self.linear((hidden.detach() if self.stop_gradient else hidden).float()).squeeze(-1)
 
 
 @dataclass
@@ -279,7 +285,9 @@ def update(
     backward pass, and that recomputation must see the adapter the forward pass saw.
     """
     ppo, optim = config.ppo, config.optim
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    # Each parameter group (the adapters; the value head) is clipped to the norm on its own: a large
+    # value error must not shrink the policy's step, as one global norm over both would.
+    groups = [group["params"] for group in optimizer.param_groups]
     shared = critic_adapter is None
     sums = UpdateStats()
     n = batch.input_ids.shape[0]
@@ -325,8 +333,9 @@ def update(
                 optimizer.zero_grad(set_to_none=True)
                 sums.skipped_steps += 1
                 continue
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm)
-            if not torch.isfinite(grad_norm):
+            norms = [torch.nn.utils.clip_grad_norm_(group, optim.max_grad_norm) for group in groups]
+            grad_norm = norms[0]  # the policy's (reported); every group's must be finite
+            if not all(torch.isfinite(norm) for norm in norms):
                 log.warning("non-finite gradient norm: update step skipped")
                 optimizer.zero_grad(set_to_none=True)
                 sums.skipped_steps += 1

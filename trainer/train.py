@@ -80,7 +80,7 @@ class Trainer:
             if config.ppo.adaptive_kl else FixedKLController(config.ppo.kl_coef)
         )
         hidden = ppo.unwrap(self.model).config.hidden_size
-        self.value_head = ppo.ValueHead(hidden).to(self.policy.device)
+        self.value_head = ppo.ValueHead(hidden, stop_gradient=config.model.critic == "head").to(self.policy.device)
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
