@@ -535,7 +535,7 @@ def test_reader_never_blocks_while_a_process_writes(fresh_run: Path) -> None:
     try:
         with pytest.raises(StoreError, match="still being trained by pid"):
             RunStore.open_writer(fresh_run)  # a second writer is refused while the first is alive
-        counts, polls = [], 0
+        counts, polls, states = [], 0, set()
         with RunReader(fresh_run) as reader:
             started = time.monotonic()
             # poll for half a second, longer if a loaded machine slows the writer down
@@ -546,8 +546,10 @@ def test_reader_never_blocks_while_a_process_writes(fresh_run: Path) -> None:
                 reader.episodes(limit=20, search="task 1")
                 reader.episodes_after(max(0, counts[-1] - 5))
                 reader.iterations(since=max(0, len(counts) - 3))
-                assert reader.effective_state() == "running"
+                states.add(reader.effective_state())
                 polls += 1
+        # a fast writer may finish between two polls: then "finished" is the truth, never anything else
+        assert "running" in states and states <= {"running", "finished"}, states
         assert counts == sorted(counts) and counts[-1] > counts[0]
         assert all(c % 10 == 0 for c in counts)  # whole batches only, never half of one
         print(f"{polls} reader polls while writing; episodes {counts[0]} -> {counts[-1]}")
