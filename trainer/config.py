@@ -122,7 +122,7 @@ class TaskConfig:
     suite: str = _f("all", "task suite: math, search, database, data, or all")
     train_split: str = _f("train", "split the training tasks are drawn from")
     eval_split: str = _f("heldout", "split the evaluation tasks are drawn from")
-    task_file: str | None = _f(None, "extra tasks from a JSONL task file (added to the suite's pool)")
+    task_file: str | None = _f(None, "tasks from a JSONL task file, played instead of the suite's")
     servers_config: str | None = _f(None, "mcpServers JSON file with external tool servers")
     transport: Literal["inprocess", "stdio"] = _f("inprocess", "how bundled servers are reached")
     max_turns: int | None = _f(None, "turn limit per episode; none = each task's own limit", ge=1)
