@@ -139,3 +139,33 @@ def test_group_size_repeats_each_task_in_consecutive_episodes():
     assert len(set(single)) == 8
     grouped = task_seeds(load_config(overrides=["rollout.group_size=4"]), 5, 8)
     assert grouped == [single[0]] * 4 + [single[1]] * 4
+
+
+def test_a_large_value_error_does_not_shrink_the_policy_step(throwaway_model, tmp_path):
+    """The policy's and the value head's gradients are clipped each on their own: the same batch with
+    a value target off by 1000 moves the policy exactly as far (one global norm would shrink it)."""
+    import copy
+
+    def policy_step(run: str, value_error: float) -> dict[str, torch.Tensor]:
+        trainer = make_trainer(throwaway_model, tmp_path / run, "optim.lr=0.01")  # same seed: same start
+        try:
+            batch = copy.deepcopy(shared_batch)
+            batch.returns = batch.returns + value_error * batch.action_mask
+            before = adapter_weights(trainer.model, "default")
+            trainer.model.train()
+            ppo.update(trainer.model, trainer.value_head, trainer.optimizer, batch, trainer.config,
+                       torch.Generator().manual_seed(0), 1.0)
+            now = dict(trainer.model.named_parameters())
+            return {name: now[name].detach() - before[name] for name in before}
+        finally:
+            trainer.close()
+
+    scorer = make_trainer(throwaway_model, tmp_path / "scorer")
+    try:
+        shared_batch = scored_batch(scorer, [1, 2, 3, 4])
+    finally:
+        scorer.close()
+    small, large = policy_step("a", 0.0), policy_step("b", 1000.0)
+    assert any(float(delta.abs().max()) > 0 for delta in small.values())
+    for name, delta in small.items():
+        torch.testing.assert_close(large[name], delta)

@@ -8,8 +8,8 @@ Read top to bottom, one iteration is:
    the weights); one pass with them enabled gives the critic's values.
 3. ``advantages``: per-token reward r_t - beta * KL_t, GAE over action tokens only, whitening.
 4. ``update``: several epochs of shuffled minibatches of episodes, each step minimising
-   L = L_clip + vf_coef * L_value - ent_coef * H with global gradient-norm clipping; a step whose
-   loss is not finite is skipped with a warning.
+   L = L_clip + vf_coef * L_value - ent_coef * H, the policy's and the value head's gradients each
+   clipped to the norm on their own; a step whose loss is not finite is skipped with a warning.
 
 The critic is a float32 linear value head. "head" (the default): it reads the policy's own
 (LoRA-adapted) hidden states through a stop-gradient, so one forward pass gives both log-probs and
