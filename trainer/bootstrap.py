@@ -31,7 +31,8 @@ from trainer.bootstrap_recipe import BootstrapRecipe
 from trainer.conversation import TokenStream, template_renderer, tool_call_text, turn_suffix
 from trainer.demo_mistakes import mistaken_call_text
 from trainer.env import MCPGymEnv
-from trainer.precision import cpu_bf16_matmuls
+from trainer.generation import is_right_padded
+from trainer.precision import cpu_bf16_matmuls, cpu_multiplies_bf16
 from trainer.rollout import tool_texts
 from trainer.tiny_model import build_model, save_pretrained_bundle, tiny_config_for, train_tokenizer
 
@@ -221,8 +222,8 @@ def bootstrap(recipe: BootstrapRecipe, folder: Path | None = None, *, force: boo
     lengths = sorted(len(s) for s in streams)
     console.print(f"tokenizer: {len(tokenizer)} tokens; {len(streams)} demonstrations, "
                   f"median {lengths[len(lengths) // 2]} tokens, max {lengths[-1]}")
-    with cpu_bf16_matmuls(recipe.bf16_matmuls) as bf16:
-        console.print("matrix products in bf16" if bf16 else "matrix products in float32")
+    bf16 = recipe.bf16_matmuls and cpu_multiplies_bf16()
+    console.print("matrix products in bf16" if bf16 else "matrix products in float32")
 
     model = build_model(tiny_config_for(tokenizer, hidden=recipe.hidden, layers=recipe.layers, heads=recipe.heads,
                                         kv_heads=recipe.kv_heads, intermediate=recipe.intermediate), recipe.seed)
@@ -237,13 +238,12 @@ def bootstrap(recipe: BootstrapRecipe, folder: Path | None = None, *, force: boo
     with progress:
         task = progress.add_task("train", total=recipe.steps, loss=smoothed)
         for step in range(recipe.steps):
-            ids, _, labels = next(batches)
+            ids, mask, labels = next(batches)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, recipe)
-            # No attention mask: padding is on the right, so under causal attention every real token
-            # already sees only real tokens, and without a mask SDPA takes its fast causal kernel.
-            with cpu_bf16_matmuls(recipe.bf16_matmuls):
-                loss = model(input_ids=ids, labels=labels).loss
+            with cpu_bf16_matmuls(recipe.bf16_matmuls):  # _collate pads on the right: no mask needed
+                loss = model(input_ids=ids, attention_mask=None if is_right_padded(mask) else mask,
+                             labels=labels).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from trainer.bootstrap_recipe import BootstrapRecipe
+from trainer.config import bool_from_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -18,11 +19,10 @@ def _error(message: str, code: int) -> int:
 
 
 def _flag_bool(text: str) -> bool:
-    """``true``/``false`` (also yes/no, on/off, 1/0) for a boolean flag; ``bool("false")`` would be True."""
-    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    """A boolean flag read as ``--set`` reads booleans (``bool("false")`` would be True)."""
     try:
-        return words[text.strip().lower()]
-    except KeyError:
+        return bool_from_text(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 

@@ -451,7 +451,7 @@ def _convert(key: str, hint: Any, raw: Any, from_text: bool) -> Any:
         raise ConfigError(f"config key {key!r} must be {_type_name(hint)}, got {raw!r}") from None
 
 
-def _bool_from_text(text: str) -> bool:
+def bool_from_text(text: str) -> bool:
     """true/false, yes/no, on/off, 1/0 (any case)."""
     lowered = text.lower()
     if lowered in ("true", "yes", "on", "1"):
@@ -480,7 +480,7 @@ def _strict(kind: type, accept: tuple[type, ...]) -> Any:
 
 
 _FROM_TEXT: dict[type, Any] = {
-    bool: _bool_from_text,
+    bool: bool_from_text,
     int: int,
     float: lambda text: _finite(float(text)),
     str: str,

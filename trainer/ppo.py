@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from trainer import ppo_core
-from trainer.generation import position_ids_from_mask, unwrap
+from trainer.generation import is_right_padded, position_ids_from_mask, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,6 @@ def _head_chunk(head: nn.Module, temperature: float, hidden: torch.Tensor, targe
     probs = torch.softmax(logits, dim=-1)
     entropy = logz - (probs * logits).sum(-1)
     return logprob, entropy
-
-
-def is_right_padded(attention_mask: torch.Tensor) -> bool:
-    """Whether every row is its real tokens followed by padding (ones, then zeros).
-
-    Then the mask can be left out: under causal attention a real token already sees only earlier
-    real tokens, the padding's own states are never read, and without a mask SDPA takes its fast
-    causal kernel instead of materialising a [B, heads, T, T] mask (about a fifth of a step here).
-    """
-    return bool((attention_mask[:, :-1] >= attention_mask[:, 1:]).all())
 
 
 def _action_states(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
