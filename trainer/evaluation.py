@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -57,6 +58,21 @@ def summarise(rollouts: Sequence[EpisodeRollout], suite: str, split: str, tokens
         episodes_per_s=len(rollouts) / wall_s if wall_s > 0 else 0.0,
         wall_s=wall_s,
     )
+
+
+def pass_at_k(samples: int, successes: int, k: int) -> float:
+    """The chance that at least one of k samples drawn without replacement from ``samples`` succeeds.
+
+    pass@k = 1 - C(n - c, k) / C(n, k)   (n samples of a task, c of them successes; Chen et al., 2021)
+
+    It is the unbiased estimate of "some one of k fresh samples solves it"; with k = n it is 1 when
+    any sample succeeded.
+    """
+    if not 0 <= successes <= samples or not 1 <= k <= samples:
+        raise ValueError(f"need 0 <= successes <= samples and 1 <= k <= samples, got {successes}, {samples}, {k}")
+    if samples - successes < k:
+        return 1.0
+    return 1.0 - math.comb(samples - successes, k) / math.comb(samples, k)
 
 
 def make_eval_env(suite: str, split: str, task_file: str | None = None, servers_config: str | None = None):
