@@ -5,8 +5,8 @@
 PPO learns from the episodes it samples. A task that no sample solves gives it nothing to reinforce,
 so pass@k at the rollout temperature bounds what a short run can teach, and tasks that greedy decoding
 fails but some sample solves are where greedy held-out success can rise. For each temperature this
-plays ``--samples`` episodes of each of ``--tasks`` held-out tasks (the evaluation's seeds, so the same
-tasks as ``bench/learning.py``) and reports, overall and per suite: pass@1, pass@k, and the share of
+plays ``--samples`` episodes of each of ``--tasks`` held-out tasks (the evaluation's seeds: the first of
+the tasks ``bench/learning.py`` evaluates) and reports, overall and per suite: pass@1, pass@k, and the share of
 tasks greedy fails that some sample solves.
 """
 
