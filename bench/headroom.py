@@ -17,23 +17,21 @@ import json
 import time
 from collections import defaultdict
 
+from mcp_servers.tasks.suites import sample_tasks
 from trainer.config import load_config
-from trainer.evaluation import evaluate, make_eval_env, pass_at_k
+from trainer.evaluation import evaluate, pass_at_k
 from trainer.model_loading import load_policy
 from trainer.rollout import SamplingSettings
 
 
-def held_out_tasks(count: int, seed: int) -> list:
-    """The distinct tasks among those ``evaluate(episodes=count, seed=seed)`` plays, in its order."""
-    env = make_eval_env("all", "heldout")
-    try:
-        tasks = {}
-        for index in range(count):
-            env.reset(seed=seed + index)
-            tasks.setdefault(env.task.id, env.task)
-        return list(tasks.values())
-    finally:
-        env.close()
+def held_out_tasks(suite: str, count: int, seed: int) -> list:
+    """The distinct tasks among those ``evaluate(episodes=count, seed=seed)`` plays, in its order
+    (each seed draws as ``MCPGymEnv.reset(seed=...)`` does: one task of the held-out split)."""
+    tasks = {}
+    for index in range(count):
+        task = sample_tasks(suite, "heldout", 1, seed=seed + index)[0]
+        tasks.setdefault(task.id, task)
+    return list(tasks.values())
 
 
 def outcomes(policy, tasks: list, samples: int, settings: SamplingSettings) -> dict[str, list[bool]]:
@@ -79,7 +77,7 @@ def main() -> None:
         parser.error("--tasks and --samples must be at least 1 and every temperature above 0")
     config = load_config()
     policy = load_policy(args.model, device="cpu", lora=None)
-    tasks = held_out_tasks(args.tasks, config.eval.seed)
+    tasks = held_out_tasks(config.task.suite, args.tasks, config.eval.seed)
     max_new = config.rollout.max_new_tokens
     started = time.perf_counter()
     greedy = {task_id: wins[0] for task_id, wins in

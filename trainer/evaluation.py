@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainer.rewards import STATUSES
@@ -30,6 +30,7 @@ class EvalReport:
     tokens_per_s: float
     episodes_per_s: float
     wall_s: float
+    success_by_suite: dict[str, float] = field(default_factory=dict)  # a mixture's suites, each on its own
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +47,9 @@ def summarise(rollouts: Sequence[EpisodeRollout], suite: str, split: str, tokens
     turns = [turn for r in rollouts for turn in r.record.turns]
     counts = Counter(turn.status for turn in turns)
     n = max(1, len(rollouts))
+    wins_by_suite: dict[str, list[bool]] = {}
+    for rollout in rollouts:
+        wins_by_suite.setdefault(rollout.record.task["suite"], []).append(rollout.record.outcome == "success")
     return EvalReport(
         suite=suite,
         split=split,
@@ -57,6 +61,7 @@ def summarise(rollouts: Sequence[EpisodeRollout], suite: str, split: str, tokens
         tokens_per_s=tokens / generation_s if generation_s > 0 else 0.0,
         episodes_per_s=len(rollouts) / wall_s if wall_s > 0 else 0.0,
         wall_s=wall_s,
+        success_by_suite={suite: sum(wins) / len(wins) for suite, wins in sorted(wins_by_suite.items())},
     )
 
 
