@@ -384,11 +384,13 @@ def step_line(step: int, logs: dict[str, Any], records: Sequence[Any], clock: Bu
 
 
 def task_seeds(config: Any, rows: int) -> list[int]:
-    """The seeds our trainer draws its training tasks with, in order (``trainer.train``'s formula)."""
-    from trainer.train import iteration_seed
+    """The seeds our trainer draws its training tasks with, in order (``trainer.train.task_seeds``)."""
+    from trainer.train import task_seeds as iteration_task_seeds
 
-    batch = config.rollout.batch_size
-    return [iteration_seed(config, k // batch) * 1_000 + k % batch for k in range(rows)]
+    seeds: list[int] = []
+    while len(seeds) < rows:
+        seeds += iteration_task_seeds(config, len(seeds) // config.rollout.batch_size, config.rollout.batch_size)
+    return seeds[:rows]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -141,6 +141,22 @@ def test_group_size_repeats_each_task_in_consecutive_episodes():
     assert grouped == [single[0]] * 4 + [single[1]] * 4
 
 
+def test_training_never_draws_a_task_seed_the_shipped_model_was_supervised_on():
+    """The bootstrap's demonstrations are the tasks of its seeds; replaying them would train (and
+    report train success) on memorised tasks. Checked over the first 500 iterations of two configs."""
+    import json
+
+    from mcp_servers.assets import asset_path
+    from trainer.bootstrap_recipe import BootstrapRecipe
+
+    recipe = BootstrapRecipe(**json.loads((asset_path("tiny-qwen3") / "recipe.json").read_text()))
+    supervised = set(recipe.demonstration_seeds())
+    assert len(supervised) == recipe.episodes
+    for config in (load_config(), load_config(overrides=["rollout.group_size=4", "run.seed=3"])):
+        drawn = {seed for iteration in range(500) for seed in task_seeds(config, iteration, 16)}
+        assert not drawn & supervised
+
+
 def test_a_large_value_error_does_not_shrink_the_policy_step(throwaway_model, tmp_path):
     """The policy's and the value head's gradients are clipped each on their own: the same batch with
     a value target off by 1000 moves the policy exactly as far (one global norm would shrink it)."""

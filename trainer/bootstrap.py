@@ -94,7 +94,7 @@ def collect_demonstrations(recipe: BootstrapRecipe, workers: int | None = None) 
     Each episode depends on its seed alone, so splitting the seeds into contiguous ranges and joining
     the results in order gives exactly what one process would.
     """
-    seeds = [recipe.seed * 1_000_003 + index for index in range(recipe.episodes)]
+    seeds = list(recipe.demonstration_seeds())
     workers = workers or min(os.cpu_count() or 1, 4)
     if workers <= 1 or len(seeds) < 100:  # starting a process costs more than ~100 episodes take
         return _play_references(recipe.suite, seeds, recipe.mistake_share)

@@ -43,3 +43,7 @@ class BootstrapRecipe:
     # bf16 natively (AMX or AVX-512 BF16); elsewhere the build runs in float32, which is slower and
     # gives slightly different weights.
     bf16_matmuls: bool = True
+
+    def demonstration_seeds(self) -> range:
+        """The task seeds whose episodes are played as demonstrations (the trainer draws elsewhere)."""
+        return range(self.seed * 1_000_003, self.seed * 1_000_003 + self.episodes)
