@@ -212,3 +212,14 @@ def test_bad_arguments_get_one_clear_line(arguments: list[str], message: str):
     done = subprocess.run([sys.executable, str(REPO / "bench" / "peer_trl.py"), *arguments], capture_output=True,
                           text=True, timeout=60, cwd=REPO)
     assert done.returncode == 2 and message in done.stderr.splitlines()[-1]
+
+
+def test_the_trl_side_trains_on_the_task_stream_our_trainer_draws():
+    import peer_trl
+
+    from trainer.config import load_config
+    from trainer.train import task_seeds
+
+    config = load_config(overrides=["rollout.batch_size=16"])
+    expected = [*task_seeds(config, 0, 16), *task_seeds(config, 1, 16), *task_seeds(config, 2, 16)[:8]]
+    assert peer_trl.task_seeds(config, 40) == expected
