@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, metavar="N", help="train on N fixed train tasks only")
     parser.add_argument("--run-dir", type=Path)
     args = parser.parse_args()
+    if args.pool is not None and args.pool < 1:
+        parser.error(f"--pool needs at least one task, got {args.pool}")
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="learning-")) / "run"
     overrides = ["eval.every=0", "checkpoint.every=0", "run.iterations=100000", *args.set]
     pool = []
