@@ -17,8 +17,8 @@ import json
 import time
 from collections import defaultdict
 
-from mcp_servers.tasks.suites import sample_tasks
 from trainer.config import load_config
+from trainer.env import draw_task
 from trainer.evaluation import evaluate, pass_at_k
 from trainer.model_loading import load_policy
 from trainer.rollout import SamplingSettings
@@ -26,10 +26,10 @@ from trainer.rollout import SamplingSettings
 
 def held_out_tasks(suite: str, count: int, seed: int) -> list:
     """The distinct tasks among those ``evaluate(episodes=count, seed=seed)`` plays, in its order
-    (each seed draws as ``MCPGymEnv.reset(seed=...)`` does: one task of the held-out split)."""
+    (each seed draws as ``MCPGymEnv.reset(seed=...)`` does)."""
     tasks = {}
     for index in range(count):
-        task = sample_tasks(suite, "heldout", 1, seed=seed + index)[0]
+        task = draw_task(suite, "heldout", seed + index)
         tasks.setdefault(task.id, task)
     return list(tasks.values())
 

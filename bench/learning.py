@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,18 +31,11 @@ from trainer.train import Trainer
 POOL_SEED = 4242  # which train tasks form a --pool
 
 
-def held_out(trainer: Trainer, tasks: int) -> dict:
+def greedy_report(trainer: Trainer, **which) -> dict:
+    """Greedy evaluation of the current policy on ``which`` tasks (a split and a count, or a task list)."""
     settings = SamplingSettings(max_new_tokens=trainer.config.rollout.max_new_tokens, greedy=True)
-    report, _ = evaluate(trainer.policy, suite=trainer.config.task.suite, split="heldout", episodes=tasks,
-                         batch_size=16, settings=settings, seed=trainer.config.eval.seed)
-    return report.to_dict()
-
-
-def on_pool(trainer: Trainer, pool: list) -> dict:
-    """Greedy success on each task of the training pool, once."""
-    settings = SamplingSettings(max_new_tokens=trainer.config.rollout.max_new_tokens, greedy=True)
-    report, _ = evaluate(trainer.policy, suite=trainer.config.task.suite, split="train", batch_size=16,
-                         settings=settings, seed=trainer.config.eval.seed, tasks=pool)
+    report, _ = evaluate(trainer.policy, suite=trainer.config.task.suite, batch_size=16, settings=settings,
+                         seed=trainer.config.eval.seed, **which)
     return report.to_dict()
 
 
@@ -60,20 +54,18 @@ def main() -> None:
     if args.pool is not None and args.pool < 1:
         parser.error(f"--pool needs at least one task, got {args.pool}")
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="learning-")) / "run"
-    overrides = ["eval.every=0", "checkpoint.every=0", "run.iterations=100000", *args.set]
+    config = load_config(overrides=["eval.every=0", "checkpoint.every=0", "run.iterations=100000", *args.set])
     pool = []
     if args.pool:
-        suite = load_config(overrides=overrides).task.suite
-        pool = sample_tasks(suite, "train", args.pool, seed=POOL_SEED)
+        pool = sample_tasks(config.task.suite, config.task.train_split, args.pool, seed=POOL_SEED)
         pool_file = run_dir.parent / f"{run_dir.name}-pool.jsonl"
         pool_file.parent.mkdir(parents=True, exist_ok=True)
         write_task_file(pool, pool_file)
-        overrides.append(f"task.task_file={pool_file}")
-    config = load_config(overrides=overrides)
-    trainer = Trainer(config, run_dir, echo=lambda line: print(line, flush=True, file=__import__("sys").stderr))
+        config.task.task_file = str(pool_file)
+    trainer = Trainer(config, run_dir, echo=lambda line: print(line, flush=True, file=sys.stderr))
     try:
-        before = held_out(trainer, args.eval_tasks)
-        pool_before = on_pool(trainer, pool) if pool else None
+        before = greedy_report(trainer, split="heldout", episodes=args.eval_tasks)
+        pool_before = greedy_report(trainer, split="train", tasks=pool) if pool else None
         budget = args.minutes * 60
         started = time.perf_counter()
         iterations = []
@@ -81,8 +73,8 @@ def main() -> None:
             iterations.append(trainer.train_iteration())
             trainer.iteration += 1
         trained_s = time.perf_counter() - started
-        after = held_out(trainer, args.eval_tasks)
-        pool_after = on_pool(trainer, pool) if pool else None
+        after = greedy_report(trainer, split="heldout", episodes=args.eval_tasks)
+        pool_after = greedy_report(trainer, split="train", tasks=pool) if pool else None
     finally:
         trainer.store.set_state("finished")
         trainer.close()

@@ -27,7 +27,6 @@ import copy
 import dataclasses
 import inspect
 import json
-import random
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,10 +35,9 @@ from typing import Any, Literal
 from mcp_servers.hub import ToolHub, bundled_spec
 from mcp_servers.registry import BUNDLED_SERVERS
 from mcp_servers.tasks.model import Task
-from mcp_servers.tasks.suites import sample_tasks
 from mcp_servers.tasks.taskfile import load_task_file
 from trainer.conversation import tool_call_text
-from trainer.env import SYSTEM_PROMPT, MCPGymEnv
+from trainer.env import SYSTEM_PROMPT, MCPGymEnv, draw_task
 from trainer.loop import shared_loop
 from trainer.records import EpisodeRecord
 from trainer.rewards import RewardConfig
@@ -345,12 +343,9 @@ def dataset_rows(bridge: Bridge, tasks: Sequence[Task], seeds: Sequence[int]) ->
 
 
 def training_tasks(suite: str, split: str, seeds: Sequence[int], task_file: str | None = None) -> list[Task]:
-    """The task each seed draws, exactly as ``MCPGymEnv.reset(seed=...)`` draws it (``_draw_task``):
-    from the task file's pool when there is one, else one task of the suite's split."""
-    if task_file is not None:
-        pool = load_task_file(task_file)
-        return [random.Random(seed).choice(pool) for seed in seeds]
-    return [sample_tasks(suite, split, 1, seed=seed)[0] for seed in seeds]
+    """The task each seed draws, exactly as ``MCPGymEnv.reset(seed=...)`` draws it (``trainer.env.draw_task``)."""
+    pool = load_task_file(task_file) if task_file is not None else None
+    return [draw_task(suite, split, seed, pool) for seed in seeds]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -50,6 +50,16 @@ _TRANSPORT_LIMITS = Limits(
 )
 
 
+def draw_task(suite: str, split: str, seed: int, pool: Sequence[Task] | None = None) -> Task:
+    """The task ``reset(seed=seed)`` plays: a seeded choice from ``pool`` when there is one (a task
+    file), else the one task ``sample_tasks`` draws from the suite's split with that seed."""
+    if pool is not None:
+        if not pool:
+            raise ValueError("the task pool is empty")
+        return random.Random(seed).choice(list(pool))
+    return sample_tasks(suite, split, 1, seed=seed)[0]
+
+
 class MCPGymEnv(gymnasium.Env[dict, str]):
     """See the module docstring. Observations are chat messages plus tool schemas; actions are text."""
 
@@ -191,11 +201,7 @@ class MCPGymEnv(gymnasium.Env[dict, str]):
 
     def _draw_task(self, seed: int | None) -> Task:
         draw = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
-        if self.pool is not None:
-            if not self.pool:
-                raise ValueError("the task pool is empty")
-            return random.Random(draw).choice(self.pool)
-        return sample_tasks(self.suite, self.split, 1, seed=draw)[0]
+        return draw_task(self.suite, self.split, draw, self.pool)
 
     async def _prepare(self, task: Task) -> None:
         """Connect the task's servers if needed, else reset them: each episode starts fresh."""

@@ -44,7 +44,7 @@ class StopRequested(Exception):
 
 
 # Training tasks are drawn with seeds from 10^9 up, away from the seeds the bootstrap's demonstrations
-# used (recipe.seed * 1_000_003 + [0, episodes): 0..5,999 for the shipped model). Starting at 0, the
+# used (BootstrapRecipe.demonstration_seeds: 0..5,999 for the shipped model). Starting at 0, the
 # first six iterations replayed tasks the model was supervised on, which it solves about half again
 # as often as fresh ones, and the start of every training curve looked better than it was.
 TASK_SEED_BASE = 1_000_000_000
