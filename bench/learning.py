@@ -1,6 +1,6 @@
 """Does PPO learn? Held-out success before and after a wall-clock budget of PPO (prints JSON).
 
-    python bench/learning.py [--minutes 20] [--eval-tasks 128] [--pool N] [--set KEY=VALUE ...]
+    python bench/learning.py [--minutes 20] [--eval-tasks 128] [--pool N] [--checkpoints K] [--set KEY=VALUE ...]
 
 From the shipped tiny model with the default ``tiny-cpu`` settings: evaluate on held-out tasks,
 train until the budget is spent (whole iterations), evaluate again on the same tasks. Reports every
@@ -10,6 +10,9 @@ pass and update.
 ``--pool N`` trains on N fixed train-split tasks only and also reports greedy success on exactly
 those N before and after: whether PPO learns what it is shown, apart from whether that transfers
 to tasks it has not seen (the held-out figures). The pool is written to the run folder as a task file.
+
+``--checkpoints K`` also evaluates held-out success (and the pool's) after each K-th of the budget,
+for a learning curve over time; evaluation time is not counted against the budget.
 """
 
 from __future__ import annotations
@@ -49,10 +52,14 @@ def main() -> None:
     parser.add_argument("--eval-tasks", type=int, default=128)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--pool", type=int, metavar="N", help="train on N fixed train tasks only")
+    parser.add_argument("--checkpoints", type=int, default=1, metavar="K",
+                        help="evaluate after each K-th of the budget (1 = only at the end)")
     parser.add_argument("--run-dir", type=Path)
     args = parser.parse_args()
     if args.pool is not None and args.pool < 1:
         parser.error(f"--pool needs at least one task, got {args.pool}")
+    if args.checkpoints < 1:
+        parser.error(f"--checkpoints needs at least 1, got {args.checkpoints}")
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="learning-")) / "run"
     config = load_config(overrides=["eval.every=0", "checkpoint.every=0", "run.iterations=100000", *args.set])
     pool = []
@@ -67,14 +74,21 @@ def main() -> None:
         before = greedy_report(trainer, split="heldout", episodes=args.eval_tasks)
         pool_before = greedy_report(trainer, split="train", tasks=pool) if pool else None
         budget = args.minutes * 60
-        started = time.perf_counter()
+        trained_s = 0.0
         iterations = []
-        while time.perf_counter() - started < budget:
-            iterations.append(trainer.train_iteration())
-            trainer.iteration += 1
-        trained_s = time.perf_counter() - started
-        after = greedy_report(trainer, split="heldout", episodes=args.eval_tasks)
-        pool_after = greedy_report(trainer, split="train", tasks=pool) if pool else None
+        curve = []
+        for checkpoint in range(1, args.checkpoints + 1):
+            while trained_s < budget * checkpoint / args.checkpoints:
+                started = time.perf_counter()
+                iterations.append(trainer.train_iteration())
+                trainer.iteration += 1
+                trained_s += time.perf_counter() - started
+            after = greedy_report(trainer, split="heldout", episodes=args.eval_tasks)
+            pool_after = greedy_report(trainer, split="train", tasks=pool) if pool else None
+            curve.append({"trained_s": round(trained_s, 1), "iterations": len(iterations),
+                          "heldout_success": after["success_rate"],
+                          **({"pool_success": pool_after["success_rate"]} if pool else {})})
+            print(f"checkpoint {checkpoint}/{args.checkpoints}: {curve[-1]}", flush=True, file=sys.stderr)
     finally:
         trainer.store.set_state("finished")
         trainer.close()
@@ -90,6 +104,7 @@ def main() -> None:
         "before": reported(before),
         "after": reported(after),
         "success_gain_points": round(100 * (after["success_rate"] - before["success_rate"]), 1),
+        **({"checkpoints": curve} if args.checkpoints > 1 else {}),
         **({"pool": {"tasks": len(pool), "seed": POOL_SEED, "before": reported(pool_before),
                      "after": reported(pool_after),
                      "success_gain_points": round(100 * (pool_after["success_rate"] - pool_before["success_rate"]), 1)}}
