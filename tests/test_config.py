@@ -46,13 +46,34 @@ def one_line_error(call, *args, **kwargs) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+def test_the_default_turn_cap_fits_every_reference_call_of_the_bundled_suites() -> None:
+    """A turn is cut at ``rollout.max_new_tokens``: below the oracle's own call, a right answer is invalid JSON."""
+    from transformers import AutoTokenizer
+
+    from mcp_servers.assets import asset_path
+    from mcp_servers.tasks.suites import DOMAIN_SUITES, SPLITS, sample_tasks
+    from trainer.conversation import tool_call_text
+    from trainer.model_loading import TINY_ASSET
+
+    tokenizer = AutoTokenizer.from_pretrained(asset_path(TINY_ASSET))
+    cap = load_config().rollout.max_new_tokens
+    longest = {}
+    for suite in DOMAIN_SUITES:
+        for split in SPLITS:
+            calls = [call for task in sample_tasks(suite, split, 300, seed=11) for call in task.reference_calls]
+            longest[suite, split] = max(
+                len(tokenizer(tool_call_text(call.name, call.arguments) + "<|im_end|>")["input_ids"]) for call in calls)
+    assert max(longest.values()) > 48, longest  # the database suite's joins: the check has teeth
+    assert max(longest.values()) <= cap, longest
+
+
 def test_tiny_cpu_is_the_default() -> None:
     assert DEFAULT_PRESET == "tiny-cpu"
     config = preset()
     assert config == Config() == load_config()
     assert (config.model.name, config.model.device, config.model.dtype) == ("tiny", "cpu", "float32")
     assert not config.model.quantize_4bit and config.lora.enabled and config.lora.r == 16
-    assert config.rollout.batch_size == 16 and config.rollout.max_new_tokens == 64
+    assert config.rollout.batch_size == 16 and config.rollout.max_new_tokens == 96
     assert config.rollout.temperature == 1.0
     assert 2 <= config.ppo.epochs <= 4 and config.ppo.minibatch_size == 8
     assert config.optim.lr == 2e-4 and config.optim.optimizer == "adamw" and config.optim.max_grad_norm == 1.0

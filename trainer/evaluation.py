@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from trainer.config import RolloutConfig
 from trainer.rewards import STATUSES
 from trainer.rollout import EpisodeRollout, SamplingSettings, play_episodes
 
@@ -145,7 +146,7 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-n", "--episodes", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 means greedy decoding")
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--max-new-tokens", type=int, default=RolloutConfig.max_new_tokens)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--thinking", action="store_true")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.config import RolloutConfig
 from trainer.conversation import TokenStream, template_renderer, turn_suffix
 from trainer.env import MCPGymEnv
 from trainer.generation import generate_batch
@@ -22,7 +23,7 @@ from trainer.records import EpisodeRecord
 class SamplingSettings:
     """How turns are sampled during a rollout."""
 
-    max_new_tokens: int = 96
+    max_new_tokens: int = RolloutConfig.max_new_tokens
     temperature: float = 1.0
     top_p: float = 1.0
     greedy: bool = False
