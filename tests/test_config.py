@@ -54,6 +54,7 @@ def test_the_default_turn_cap_fits_every_reference_call_of_the_bundled_suites() 
     from mcp_servers.tasks.suites import DOMAIN_SUITES, SPLITS, sample_tasks
     from trainer.conversation import tool_call_text
     from trainer.model_loading import TINY_ASSET
+    from trainer.tiny_model import EOS_TOKEN
 
     tokenizer = AutoTokenizer.from_pretrained(asset_path(TINY_ASSET))
     cap = load_config().rollout.max_new_tokens
@@ -62,7 +63,7 @@ def test_the_default_turn_cap_fits_every_reference_call_of_the_bundled_suites() 
         for split in SPLITS:
             calls = [call for task in sample_tasks(suite, split, 300, seed=11) for call in task.reference_calls]
             longest[suite, split] = max(
-                len(tokenizer(tool_call_text(call.name, call.arguments) + "<|im_end|>")["input_ids"]) for call in calls)
+                len(tokenizer(tool_call_text(call.name, call.arguments) + EOS_TOKEN)["input_ids"]) for call in calls)
     assert max(longest.values()) > 48, longest  # the database suite's joins: the check has teeth
     assert max(longest.values()) <= cap, longest
 

@@ -106,7 +106,7 @@ class RolloutConfig:
         1, "samples of each task per iteration; 2 or more replaces the critic's baseline by the group's", ge=1
     )
     # The bundled suites' longest reference call is 67 tiny-model tokens (a SQL join); a cap below that
-    # cuts the right answer off as invalid JSON (tests/test_config.py checks the margin).
+    # cuts the right answer off as invalid JSON (tests/test_config.py checks every suite fits).
     max_new_tokens: int = _f(96, "most tokens generated in one assistant turn", ge=1)
     temperature: float = _f(
         1.0, "sampling temperature (log-probs are taken from the same scaled policy)", gt=0

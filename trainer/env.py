@@ -56,7 +56,7 @@ def draw_task(suite: str, split: str, seed: int, pool: Sequence[Task] | None = N
     if pool is not None:
         if not pool:
             raise ValueError("the task pool is empty")
-        return random.Random(seed).choice(list(pool))
+        return random.Random(seed).choice(pool)
     return sample_tasks(suite, split, 1, seed=seed)[0]
 
 
